@@ -223,6 +223,8 @@ class HostProcess:
             raise ValueError("HostProcess is closed")
         if not callable(getattr(os, name, None)):
             raise AttributeError(f"os has no function {name!r}")
+        # memoryview does not pickle; os treats any buffer like the bytes it holds
+        args = tuple(bytes(a) if isinstance(a, memoryview) else a for a in args)
         self._conn.send((name, args, kwargs))
         status, value = self._recv()
         if status == "ok":
