@@ -1,0 +1,11 @@
+"""rumpfs: NetBSD's rump-kernel file-system stack in Python.
+
+A :class:`Kernel` is an in-process kernel whose root is an in-memory rumpfs;
+its os-like methods work in the kernel's own namespace, etfs maps host files
+and directories into it, and ``rumpfs.fuse.serve`` shows it to the host.
+"""
+
+from rumpfs.kernel import Kernel, Process
+
+__all__ = ["Kernel", "Process"]
+__version__ = "0.1.0"

@@ -1,0 +1,36 @@
+"""The errno helper: every failure inside rumpfs is an OSError with a Linux errno.
+
+Allowed imports: the standard library only. Every layer may import this module.
+
+Inner layers raise without a filename; ``vfs.syscalls`` attaches the caller's
+own argument where ``os`` would, through :func:`with_filename`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import NoReturn
+
+__all__ = ["errno", "oserror", "raise_errno", "with_filename"]
+
+
+def oserror(code: int, filename: object = None, filename2: object = None) -> OSError:
+    """Build the OSError that ``os`` would raise for ``code`` (Python picks the subclass)."""
+    if filename is None:
+        return OSError(code, os.strerror(code))
+    if filename2 is None:
+        return OSError(code, os.strerror(code), filename)
+    return OSError(code, os.strerror(code), filename, None, filename2)
+
+
+def raise_errno(code: int, filename: object = None, filename2: object = None) -> NoReturn:
+    """Raise ``OSError(code)``; the one way kernel code reports a failure."""
+    raise oserror(code, filename, filename2)
+
+
+def with_filename(exc: OSError, filename: object, filename2: object = None) -> OSError:
+    """Return ``exc`` re-made with ``filename`` (and ``filename2``) unless it has one."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return oserror(exc.errno, filename, filename2)

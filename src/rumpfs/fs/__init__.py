@@ -1,0 +1,1 @@
+"""File systems. Allowed imports: ``rumpfs.vfs``, ``rumpfs.kern``, ``rumpfs.errors``."""

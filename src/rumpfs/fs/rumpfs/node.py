@@ -1,0 +1,178 @@
+"""rumpfs nodes and directory entries: construct, attach, detach, destroy.
+
+Allowed imports: ``rumpfs.vfs``, ``rumpfs.kern``, ``rumpfs.errors``.
+
+A node is its own vnode (see ``vfs.vnode``): in-memory nodes are never
+evicted, so a separate vnode cache would only add indirection.
+
+Invariants:
+- a directory's ``nlink`` is 2 + its subdirectories; ``parent`` is the
+  directory holding it (the root's parent is itself);
+- ``entries`` iterates in cookie order: a name's cookie is fixed when it is
+  entered and changes only if it is removed and entered again, so readdir
+  resumed at a cookie never repeats or skips a name present throughout;
+- a node with ``nlink == 0`` is reachable only through references
+  (open files, cwd); its data goes when the last one does.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from rumpfs.errors import errno, raise_errno
+from rumpfs.fs.rumpfs.data import SparseData
+from rumpfs.vfs.vnode import Vattr, Vnode, VType
+
+if TYPE_CHECKING:
+    from rumpfs.fs.rumpfs.vfsops import RumpfsMount
+    from rumpfs.fs.rumpfs.vnops import RumpfsOps
+
+__all__ = ["BOGO_DIRENT_SIZE", "RumpDir", "RumpLink", "RumpNode", "RumpReg"]
+
+BOGO_DIRENT_SIZE = 20       # tmpfs's directory size per entry (st_size of directories)
+_COMPACT_MIN = 64
+
+
+class RumpNode(Vnode):
+    """Attributes common to every rumpfs node."""
+
+    __slots__ = ("atime", "ctime", "ino", "mode", "mtime", "nlink", "rdev", "uid", "gid")
+
+    def __init__(self, vtype: VType, ops: RumpfsOps, mount: RumpfsMount, va: Vattr,
+                 ino: int, now: int) -> None:
+        super().__init__(vtype, ops, mount)
+        self.ino = ino
+        self.mode = vtype.ifmt | ((va.mode or 0) & 0o7777)
+        self.uid = va.uid or 0
+        self.gid = va.gid or 0
+        self.nlink = 1
+        self.rdev = va.rdev
+        self.atime = self.mtime = self.ctime = now
+
+    def size(self) -> int:
+        return 0
+
+    def blocks(self) -> int:
+        return 0
+
+    def stat(self) -> os.stat_result:
+        a, m, c = self.atime, self.mtime, self.ctime
+        return os.stat_result((
+            self.mode, self.ino, self.mount.dev, self.nlink, self.uid, self.gid, self.size(),
+            a // 1_000_000_000, m // 1_000_000_000, c // 1_000_000_000,
+            a / 1e9, m / 1e9, c / 1e9, a, m, c, 4096, self.blocks(), self.rdev,
+        ))
+
+
+class RumpReg(RumpNode):
+    """A regular file with sparse in-memory data."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int,
+                 now: int) -> None:
+        super().__init__(VType.VREG, ops, mount, va, ino, now)
+        self.data = SparseData()
+
+    def size(self) -> int:
+        return self.data.size
+
+    def blocks(self) -> int:
+        return len(self.data.pages) * 8
+
+    def stat(self) -> os.stat_result:
+        # Inlined: the hot path of stat(2) on files.
+        a, m, c = self.atime, self.mtime, self.ctime
+        data = self.data
+        return os.stat_result((
+            self.mode, self.ino, self.mount.dev, self.nlink, self.uid, self.gid, data.size,
+            a // 1_000_000_000, m // 1_000_000_000, c // 1_000_000_000,
+            a / 1e9, m / 1e9, c / 1e9, a, m, c, 4096, len(data.pages) * 8, 0,
+        ))
+
+
+class RumpLink(RumpNode):
+    """A symbolic link."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int, now: int,
+                 target: str) -> None:
+        super().__init__(VType.VLNK, ops, mount, va, ino, now)
+        self.target = target
+
+    def size(self) -> int:
+        return len(os.fsencode(self.target))
+
+
+class RumpDir(RumpNode):
+    """A directory: O(1) lookup by name, stable readdir cookies.
+
+    ``entries`` (name -> node) is the directory. ``slots`` is an append-only
+    log of names in cookie order (None where a name was removed); ``where``
+    gives a name's index in it. A name's cookie is its index + 1. The log is
+    compacted only while no directory stream is open (``readers == 0``), so
+    cookies handed out to an open stream stay valid.
+    """
+
+    __slots__ = ("entries", "parent", "pinned", "readers", "slots", "tombstones", "where")
+
+    def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int, now: int,
+                 parent: RumpDir | None) -> None:
+        super().__init__(VType.VDIR, ops, mount, va, ino, now)
+        self.nlink = 2
+        self.parent: RumpDir = parent if parent is not None else self
+        self.entries: dict[str, RumpNode] = {}
+        self.where: dict[str, int] = {}
+        self.slots: list[str | None] = []
+        self.tombstones = 0
+        self.readers = 0
+        self.pinned: set[str] | None = None      # names that only their owner may remove
+
+    def size(self) -> int:
+        return (len(self.entries) + 2) * BOGO_DIRENT_SIZE
+
+    def attach(self, name: str, node: RumpNode) -> None:
+        """Enter ``node`` as ``name`` (which must be free)."""
+        self.entries[name] = node
+        self.where[name] = len(self.slots)
+        self.slots.append(name)
+        if node.type is VType.VDIR:
+            assert isinstance(node, RumpDir)
+            node.parent = self
+            self.nlink += 1
+
+    def detach(self, name: str) -> RumpNode:
+        """Remove entry ``name``; returns its node (link counts are the caller's)."""
+        node = self.entries.pop(name)
+        self.slots[self.where.pop(name)] = None
+        self.tombstones += 1
+        if node.type is VType.VDIR:
+            self.nlink -= 1
+        if self.tombstones > _COMPACT_MIN and self.tombstones * 2 > len(self.slots) \
+                and not self.readers:
+            self._compact()
+        return node
+
+    def replace(self, name: str, node: RumpNode) -> RumpNode:
+        """Point existing entry ``name`` at ``node``, keeping its cookie."""
+        old = self.entries[name]
+        self.entries[name] = node
+        if old.type is VType.VDIR:
+            self.nlink -= 1
+        if node.type is VType.VDIR:
+            assert isinstance(node, RumpDir)
+            node.parent = self
+            self.nlink += 1
+        return old
+
+    def check_unpinned(self, name: str) -> None:
+        """EBUSY if ``name`` is pinned here (an etfs key)."""
+        if self.pinned and name in self.pinned:
+            raise_errno(errno.EBUSY)
+
+    def _compact(self) -> None:
+        self.slots = [name for name in self.slots if name is not None]
+        self.where = {name: i for i, name in enumerate(self.slots)}
+        self.tombstones = 0

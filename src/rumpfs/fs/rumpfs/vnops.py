@@ -1,0 +1,232 @@
+"""rumpfs vnode operations: mechanism plus the file system's own times and errno.
+
+Allowed imports: ``rumpfs.vfs``, ``rumpfs.kern``, ``rumpfs.errors``.
+
+Permission policy is the system calls' (see ``vfs.vnode_if``); here each
+operation keeps Linux's time stamps: entering or removing a name touches
+the directory's mtime and ctime, a link count change the node's ctime,
+data writes mtime and ctime, reads atime under ``relatime`` rules.
+
+Locking: the kernel lock is held throughout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import cast
+
+from rumpfs.errors import errno, raise_errno
+from rumpfs.fs.rumpfs.node import RumpDir, RumpLink, RumpNode, RumpReg
+from rumpfs.fs.rumpfs.rename import exchange, rename
+from rumpfs.kern.clock import Clock
+from rumpfs.kern.cred import Cred, may_access
+from rumpfs.vfs.genfs import GenfsOps
+from rumpfs.vfs.vnode import Vattr, Vnode, VType
+from rumpfs.vfs.vnode_if import Dirent
+
+__all__ = ["RumpfsOps"]
+
+VREG, VDIR, VLNK, VFIFO = VType.VREG, VType.VDIR, VType.VLNK, VType.VFIFO
+_DAY_NS = 86_400 * 1_000_000_000
+_MAX_FILE = (1 << 63) - 1
+
+
+class RumpfsOps(GenfsOps):
+    """The vnode-operation vector of one rumpfs mount."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def _new_ino(self, dvp: RumpDir) -> int:
+        mp = dvp.mount
+        ino: int = mp.next_ino      # type: ignore[attr-defined]
+        mp.next_ino = ino + 1       # type: ignore[attr-defined]
+        return ino
+
+    def _touch_dir(self, dvp: RumpDir, now: int) -> None:
+        dvp.mtime = dvp.ctime = now
+
+    def _relatime(self, node: RumpNode) -> None:
+        """Update atime as a relatime mount does: once after each change, or daily."""
+        if node.mount.read_only:
+            return
+        now = self.clock.now_ns()
+        atime = node.atime
+        if atime <= node.mtime or atime <= node.ctime or now - atime >= _DAY_NS:
+            node.atime = now
+
+    # -- names ---------------------------------------------------------------
+
+    def vop_lookup(self, dvp: Vnode, name: str) -> Vnode:
+        d = cast(RumpDir, dvp)
+        if name == "..":
+            return d.parent
+        try:
+            return d.entries[name]
+        except KeyError:
+            raise_errno(errno.ENOENT)
+
+    def vop_create(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
+        d = cast(RumpDir, dvp)
+        now = self.clock.now_ns()
+        mp = d.mount
+        ino = self._new_ino(d)
+        node: RumpNode
+        if va.type is VREG:
+            node = RumpReg(self, mp, va, ino, now)   # type: ignore[arg-type]
+        else:
+            node = RumpNode(va.type, self, mp, va, ino, now)   # type: ignore[arg-type]
+        d.attach(name, node)
+        d.mtime = d.ctime = now
+        return node
+
+    def vop_mkdir(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
+        d = cast(RumpDir, dvp)
+        now = self.clock.now_ns()
+        node = RumpDir(self, d.mount, va, self._new_ino(d), now, d)  # type: ignore[arg-type]
+        d.attach(name, node)
+        d.mtime = d.ctime = now
+        return node
+
+    def vop_symlink(self, dvp: Vnode, name: str, va: Vattr, target: str) -> Vnode:
+        d = cast(RumpDir, dvp)
+        now = self.clock.now_ns()
+        node = RumpLink(self, d.mount, va, self._new_ino(d), now, target)  # type: ignore[arg-type]
+        d.attach(name, node)
+        d.mtime = d.ctime = now
+        return node
+
+    def vop_link(self, dvp: Vnode, name: str, vp: Vnode) -> None:
+        d, node = cast(RumpDir, dvp), cast(RumpNode, vp)
+        if node.nlink >= 65000:
+            raise_errno(errno.EMLINK)
+        now = self.clock.now_ns()
+        d.attach(name, node)
+        node.nlink += 1
+        node.ctime = d.mtime = d.ctime = now
+
+    def vop_remove(self, dvp: Vnode, name: str, vp: Vnode) -> None:
+        d, node = cast(RumpDir, dvp), cast(RumpNode, vp)
+        d.check_unpinned(name)
+        now = self.clock.now_ns()
+        d.detach(name)
+        node.nlink -= 1
+        node.ctime = d.mtime = d.ctime = now
+        if node.nlink == 0 and node.usecount == 0:
+            self.vop_inactive(node)
+
+    def vop_rmdir(self, dvp: Vnode, name: str, vp: Vnode) -> None:
+        d, node = cast(RumpDir, dvp), cast(RumpDir, vp)
+        d.check_unpinned(name)
+        if node.entries:
+            raise_errno(errno.ENOTEMPTY)
+        now = self.clock.now_ns()
+        d.detach(name)
+        node.nlink = 0
+        node.ctime = d.mtime = d.ctime = now
+
+    def vop_rename(
+        self, fdvp: Vnode, fname: str, fvp: Vnode, tdvp: Vnode, tname: str, tvp: Vnode | None
+    ) -> None:
+        rename(self, cast(RumpDir, fdvp), fname, cast(RumpNode, fvp), cast(RumpDir, tdvp),
+               tname, cast(RumpNode | None, tvp), self.clock.now_ns())
+
+    def vop_exchange(self, fdvp: Vnode, fname: str, tdvp: Vnode, tname: str) -> None:
+        exchange(cast(RumpDir, fdvp), fname, cast(RumpDir, tdvp), tname, self.clock.now_ns())
+
+    def vop_readdir(self, dvp: Vnode, cookie: int) -> Iterator[Dirent]:
+        d = cast(RumpDir, dvp)
+        self._relatime(d)
+        return self._entries(d, cookie)
+
+    @staticmethod
+    def _entries(d: RumpDir, cookie: int) -> Iterator[Dirent]:
+        # Cookie c resumes at slot c (the entry in slot i has cookie i + 1).
+        slots, entries = d.slots, d.entries
+        i = max(cookie, 0)
+        while i < len(slots):
+            name = slots[i]
+            i += 1
+            if name is not None:
+                node = entries[name]
+                yield name, node.ino, node.type, i
+
+    def vop_opendir(self, dvp: Vnode) -> None:
+        cast(RumpDir, dvp).readers += 1
+
+    def vop_closedir(self, dvp: Vnode) -> None:
+        cast(RumpDir, dvp).readers -= 1
+
+    def vop_readlink(self, vp: Vnode) -> str:
+        return cast(RumpLink, vp).target
+
+    # -- attributes ----------------------------------------------------------
+
+    def vop_getattr(self, vp: Vnode) -> os.stat_result:
+        return cast(RumpNode, vp).stat()
+
+    def vop_access(self, vp: Vnode, want: int, cred: Cred) -> bool:
+        node = cast(RumpNode, vp)
+        return may_access(cred, node.mode, node.uid, node.gid, want,
+                          is_dir=node.type is VDIR)
+
+    def vop_setattr(self, vp: Vnode, va: Vattr) -> None:
+        node = cast(RumpNode, vp)
+        if va.size is not None:
+            if node.type is VDIR:
+                raise_errno(errno.EISDIR)
+            if node.type is not VREG:
+                raise_errno(errno.EINVAL)
+            cast(RumpReg, node).data.truncate(va.size)
+        if va.mode is not None:
+            node.mode = node.type.ifmt | (va.mode & 0o7777)
+        if va.uid is not None:
+            node.uid = va.uid
+        if va.gid is not None:
+            node.gid = va.gid
+        if va.atime_ns is not None:
+            node.atime = va.atime_ns
+        if va.mtime_ns is not None:
+            node.mtime = va.mtime_ns
+        if va.ctime_ns is not None:
+            node.ctime = va.ctime_ns
+
+    # -- data ----------------------------------------------------------------
+
+    def vop_read(self, vp: Vnode, size: int, offset: int) -> bytes:
+        node = cast(RumpNode, vp)
+        if node.type is VREG:
+            data = cast(RumpReg, node).data.read(size, offset)
+            self._relatime(node)
+            return data
+        if node.type is VFIFO:
+            return b""
+        raise_errno(errno.EISDIR if node.type is VDIR else errno.EINVAL)
+
+    def vop_write(
+        self, vp: Vnode, data: bytes | memoryview, offset: int, append: bool
+    ) -> tuple[int, int]:
+        node = cast(RumpNode, vp)
+        if node.type is not VREG:
+            raise_errno(errno.EISDIR if node.type is VDIR else errno.EINVAL)
+        sparse = cast(RumpReg, node).data
+        if append:
+            offset = sparse.size
+        n = len(data)
+        if offset + n > _MAX_FILE:
+            raise_errno(errno.EFBIG)
+        end = sparse.write(data, offset)
+        node.mtime = node.ctime = self.clock.now_ns()
+        return n, end
+
+    def vop_seekhole(self, vp: Vnode, offset: int, data: bool) -> int:
+        node = cast(RumpNode, vp)
+        if node.type is not VREG:
+            return super().vop_seekhole(vp, offset, data)
+        return cast(RumpReg, node).data.seek_data(offset, data)
+
+    def vop_inactive(self, vp: Vnode) -> None:
+        node = cast(RumpNode, vp)
+        if node.nlink == 0 and isinstance(node, RumpReg):
+            node.data.clear()

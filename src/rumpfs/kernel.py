@@ -1,0 +1,520 @@
+"""Kernel and Process: the public facades. Boot, wiring, shutdown.
+
+Allowed imports: every lower layer.
+
+A :class:`Kernel` owns one giant lock (``kern.lock``), a hypervisor, the
+device switch, the VFS state and its processes; it acts as process 1 (root).
+Every os-like method takes the lock for its whole run, then calls the
+matching ``vfs.syscalls.sys_*``. Several kernels in one Python process share
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Self
+
+from rumpfs.errors import errno, raise_errno
+from rumpfs.fileio import open_file
+from rumpfs.fs.rumpfs import rumpfs_mount
+from rumpfs.kern.clock import Clock
+from rumpfs.kern.cred import Cred
+from rumpfs.kern.devsw import DevSwitch
+from rumpfs.kern.lock import KernelLock
+from rumpfs.kern.proc import Proc
+from rumpfs.rumpuser import Hypervisor
+from rumpfs.rumpuser.posix import PosixHost
+from rumpfs.vfs import syscalls as sc
+from rumpfs.vfs.mount import MountArgs, Vfs
+from rumpfs.vfs.syscalls import Buffer, StrOrBytesPath, VProc
+from rumpfs.vfs.vnode import Vnode, VType, vref, vrele
+
+if TYPE_CHECKING:
+    from rumpfs.handles import NodeHandles
+    from rumpfs.path import RumpPath
+
+__all__ = ["DirEntry", "Kernel", "Process"]
+
+
+class DirEntry(Generic[AnyStr]):
+    """What ``scandir`` yields: like ``os.DirEntry``, over the kernel."""
+
+    __slots__ = ("_dir_fd", "_ino", "_proc", "_stat", "_lstat", "_type", "name", "path")
+
+    def __init__(self, proc: Process, name: AnyStr, path: AnyStr, vtype: VType, ino: int,
+                 dir_fd: int | None) -> None:
+        self._proc = proc
+        self.name = name
+        self.path = path
+        self._type = vtype
+        self._ino = ino
+        self._dir_fd = dir_fd
+        self._stat: os.stat_result | None = None
+        self._lstat: os.stat_result | None = None
+
+    def inode(self) -> int:
+        return self._ino
+
+    def is_symlink(self) -> bool:
+        return self._type is VType.VLNK
+
+    def _followed_type(self, follow_symlinks: bool) -> VType:
+        if self._type is not VType.VLNK or not follow_symlinks:
+            return self._type
+        try:
+            return VType.from_mode(self.stat().st_mode)
+        except OSError:
+            return VType.VLNK
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return self._followed_type(follow_symlinks) is VType.VDIR
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        return self._followed_type(follow_symlinks) is VType.VREG
+
+    def is_junction(self) -> bool:
+        return False
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        follow = follow_symlinks and self._type is VType.VLNK
+        if follow:
+            if self._stat is None:
+                self._stat = self._proc.stat(self._target(), dir_fd=self._dir_fd)
+            return self._stat
+        if self._lstat is None:
+            self._lstat = self._proc.stat(self._target(), dir_fd=self._dir_fd,
+                                          follow_symlinks=False)
+        return self._lstat
+
+    def _target(self) -> AnyStr:
+        return self.name if self._dir_fd is not None else self.path
+
+    def __fspath__(self) -> AnyStr:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<DirEntry {self.name!r}>"
+
+
+class ScandirIterator(Generic[AnyStr]):
+    """The iterator ``scandir`` returns (a snapshot taken under the kernel lock)."""
+
+    def __init__(self, entries: list[DirEntry[AnyStr]]) -> None:
+        self._it: Iterator[DirEntry[AnyStr]] = iter(entries)
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> DirEntry[AnyStr]:
+        return next(self._it)
+
+    def close(self) -> None:
+        self._it = iter(())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Process:
+    """A process of a kernel: credentials, cwd, umask and its own descriptors.
+
+    Methods have the names, parameters, results and exceptions of ``os``.
+    """
+
+    def __init__(self, kernel: Kernel, proc: VProc) -> None:
+        self.kernel = kernel
+        self._p = proc
+        self._lock = kernel._lock
+
+    # -- identity -----------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        return self._p.pid
+
+    @property
+    def uid(self) -> int:
+        return self._p.cred.uid
+
+    @property
+    def gid(self) -> int:
+        return self._p.cred.gid
+
+    @property
+    def groups(self) -> frozenset[int]:
+        return self._p.cred.groups
+
+    def umask(self, mask: int) -> int:
+        with self._lock:
+            old, self._p.umask = self._p.umask, mask & 0o777
+            return old
+
+    # -- descriptors --------------------------------------------------------
+
+    def open(self, path: StrOrBytesPath, flags: int, mode: int = 0o777, *,
+             dir_fd: int | None = None) -> int:
+        with self._lock:
+            return sc.sys_open(self._p, path, flags, mode, dir_fd)
+
+    def close(self, fd: int) -> None:
+        with self._lock:
+            sc.sys_close(self._p, fd)
+
+    def read(self, fd: int, n: int) -> bytes:
+        with self._lock:
+            return sc.sys_read(self._p, fd, n)
+
+    def write(self, fd: int, data: Buffer) -> int:
+        with self._lock:
+            return sc.sys_write(self._p, fd, data)
+
+    def pread(self, fd: int, n: int, offset: int) -> bytes:
+        with self._lock:
+            return sc.sys_pread(self._p, fd, n, offset)
+
+    def pwrite(self, fd: int, data: Buffer, offset: int) -> int:
+        with self._lock:
+            return sc.sys_pwrite(self._p, fd, data, offset)
+
+    def lseek(self, fd: int, pos: int, how: int) -> int:
+        with self._lock:
+            return sc.sys_lseek(self._p, fd, pos, how)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        with self._lock:
+            return sc.sys_fstat(self._p, fd)
+
+    def fsync(self, fd: int) -> None:
+        with self._lock:
+            sc.sys_fsync(self._p, fd)
+
+    def fdatasync(self, fd: int) -> None:
+        with self._lock:
+            sc.sys_fsync(self._p, fd, True)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        with self._lock:
+            sc.sys_ftruncate(self._p, fd, length)
+
+    def dup(self, fd: int) -> int:
+        with self._lock:
+            return sc.sys_dup(self._p, fd)
+
+    def fchmod(self, fd: int, mode: int) -> None:
+        with self._lock:
+            sc.sys_chmod(self._p, fd, mode)
+
+    def fchown(self, fd: int, uid: int, gid: int) -> None:
+        with self._lock:
+            sc.sys_chown(self._p, fd, uid, gid)
+
+    def fchdir(self, fd: int) -> None:
+        with self._lock:
+            sc.sys_chdir(self._p, fd)
+
+    # -- names --------------------------------------------------------------
+
+    def stat(self, path: StrOrBytesPath | int, *, dir_fd: int | None = None,
+             follow_symlinks: bool = True) -> os.stat_result:
+        with self._lock:
+            return sc.sys_stat(self._p, path, dir_fd, follow_symlinks)
+
+    def lstat(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> os.stat_result:
+        with self._lock:
+            return sc.sys_stat(self._p, path, dir_fd, False)
+
+    def access(self, path: StrOrBytesPath, mode: int, *, dir_fd: int | None = None,
+               effective_ids: bool = False, follow_symlinks: bool = True) -> bool:
+        with self._lock:
+            return sc.sys_access(self._p, path, mode, dir_fd, follow_symlinks)
+
+    def mkdir(self, path: StrOrBytesPath, mode: int = 0o777, *,
+              dir_fd: int | None = None) -> None:
+        with self._lock:
+            sc.sys_mkdir(self._p, path, mode, dir_fd)
+
+    def makedirs(self, name: StrOrBytesPath, mode: int = 0o777, exist_ok: bool = False) -> None:
+        """``os.makedirs`` over the kernel."""
+        path = os.fsdecode(os.fspath(name))
+        head, tail = path.rstrip("/").rpartition("/")[::2]
+        if head and tail and not self._exists(head):
+            try:
+                self.makedirs(head, mode, exist_ok=True)
+            except FileExistsError:
+                pass
+        try:
+            self.mkdir(path, mode)
+        except OSError:
+            if not exist_ok or not self._isdir(path):
+                raise
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except OSError:
+            return False
+        return True
+
+    def _isdir(self, path: str) -> bool:
+        try:
+            return VType.from_mode(self.stat(path).st_mode) is VType.VDIR
+        except OSError:
+            return False
+
+    def rmdir(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
+        with self._lock:
+            sc.sys_rmdir(self._p, path, dir_fd)
+
+    def unlink(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
+        with self._lock:
+            sc.sys_unlink(self._p, path, dir_fd)
+
+    remove = unlink
+
+    def rename(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
+               src_dir_fd: int | None = None, dst_dir_fd: int | None = None) -> None:
+        with self._lock:
+            sc.sys_rename(self._p, src, dst, src_dir_fd, dst_dir_fd)
+
+    replace = rename
+
+    def link(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
+             src_dir_fd: int | None = None, dst_dir_fd: int | None = None,
+             follow_symlinks: bool = True) -> None:
+        with self._lock:
+            sc.sys_link(self._p, src, dst, src_dir_fd, dst_dir_fd, follow_symlinks)
+
+    def symlink(self, src: StrOrBytesPath, dst: StrOrBytesPath,
+                target_is_directory: bool = False, *, dir_fd: int | None = None) -> None:
+        with self._lock:
+            sc.sys_symlink(self._p, src, dst, dir_fd)
+
+    def readlink(self, path: AnyStr | os.PathLike[AnyStr], *,
+                 dir_fd: int | None = None) -> AnyStr:
+        with self._lock:
+            target = sc.sys_readlink(self._p, path, dir_fd)
+        return _like(path, target)
+
+    def listdir(self, path: StrOrBytesPath | int | None = None) -> list[Any]:
+        arg = "." if path is None else path
+        with self._lock:
+            names = sc.sys_listdir(self._p, arg)
+        if isinstance(arg, bytes):
+            return [os.fsencode(name) for name in names]
+        return names
+
+    def scandir(self, path: StrOrBytesPath | int | None = None) -> ScandirIterator[Any]:
+        arg = "." if path is None else path
+        with self._lock:
+            ents = sc.sys_readdir(self._p, arg)
+        if isinstance(arg, int):
+            return ScandirIterator([DirEntry(self, n, n, t, i, arg) for n, t, i in ents])
+        base = os.fspath(arg)
+        if isinstance(base, bytes):
+            return ScandirIterator([
+                DirEntry(self, os.fsencode(n), os.path.join(base, os.fsencode(n)), t, i, None)
+                for n, t, i in ents])
+        return ScandirIterator([DirEntry(self, n, os.path.join(base, n), t, i, None)
+                                for n, t, i in ents])
+
+    def walk(self, top: str, topdown: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
+        """``os.walk`` over the kernel (no symlink following)."""
+        try:
+            entries = list(self.scandir(top))
+        except OSError:
+            return
+        dirs = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        files = [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+        if topdown:
+            yield top, dirs, files
+        for name in dirs:
+            yield from self.walk(os.path.join(top, name), topdown)
+        if not topdown:
+            yield top, dirs, files
+
+    # -- attributes ---------------------------------------------------------
+
+    def chmod(self, path: StrOrBytesPath | int, mode: int, *, dir_fd: int | None = None,
+              follow_symlinks: bool = True) -> None:
+        with self._lock:
+            sc.sys_chmod(self._p, path, mode, dir_fd, follow_symlinks)
+
+    def chown(self, path: StrOrBytesPath | int, uid: int, gid: int, *,
+              dir_fd: int | None = None, follow_symlinks: bool = True) -> None:
+        with self._lock:
+            sc.sys_chown(self._p, path, uid, gid, dir_fd, follow_symlinks)
+
+    def lchown(self, path: StrOrBytesPath, uid: int, gid: int) -> None:
+        with self._lock:
+            sc.sys_chown(self._p, path, uid, gid, None, False)
+
+    def utime(self, path: StrOrBytesPath | int, times: tuple[float, float] | None = None, *,
+              ns: tuple[int, int] | None = None, dir_fd: int | None = None,
+              follow_symlinks: bool = True) -> None:
+        with self._lock:
+            sc.sys_utime(self._p, path, times, ns, dir_fd, follow_symlinks)
+
+    def truncate(self, path: StrOrBytesPath | int, length: int) -> None:
+        with self._lock:
+            sc.sys_truncate(self._p, path, length)
+
+    def mknod(self, path: StrOrBytesPath, mode: int = 0o600, device: int = 0, *,
+              dir_fd: int | None = None) -> None:
+        with self._lock:
+            sc.sys_mknod(self._p, path, mode, device, dir_fd)
+
+    def statvfs(self, path: StrOrBytesPath | int) -> os.statvfs_result:
+        with self._lock:
+            return sc.sys_statvfs(self._p, path)
+
+    # -- cwd ----------------------------------------------------------------
+
+    def chdir(self, path: StrOrBytesPath | int) -> None:
+        with self._lock:
+            sc.sys_chdir(self._p, path)
+
+    def getcwd(self) -> str:
+        with self._lock:
+            return sc.sys_getcwd(self._p)
+
+    def getcwdb(self) -> bytes:
+        return os.fsencode(self.getcwd())
+
+    # -- files and paths ----------------------------------------------------
+
+    def open_file(self, path: StrOrBytesPath, mode: str = "r", buffering: int = -1,
+                  encoding: str | None = None, errors: str | None = None,
+                  newline: str | None = None) -> IO[Any]:
+        """Like ``builtins.open``, in the kernel's namespace."""
+        return open_file(self, path, mode, buffering, encoding, errors, newline)
+
+    def path(self, path: str = "/") -> RumpPath:
+        """A ``pathlib``-style path over this process's view of the kernel."""
+        from rumpfs.path import RumpPath
+        return RumpPath(self, path)
+
+    def __repr__(self) -> str:
+        c = self._p.cred
+        return f"<{type(self).__name__} pid={self._p.pid} uid={c.uid} gid={c.gid}>"
+
+
+def _like(template: object, value: str) -> Any:
+    """``value`` as bytes when the caller passed bytes (as ``os`` answers)."""
+    if isinstance(template, bytes) or (
+        isinstance(template, os.PathLike) and isinstance(os.fspath(template), bytes)
+    ):
+        return os.fsencode(value)
+    return value
+
+
+class Kernel(Process):
+    """A rump kernel: a rumpfs root, the mount table and processes. Acts as pid 1."""
+
+    def __init__(self, *, hypervisor: Hypervisor | None = None) -> None:
+        self._lock = KernelLock()
+        self.hypervisor: Hypervisor = hypervisor if hypervisor is not None else PosixHost()
+        self.clock = Clock(self.hypervisor)
+        self.devsw = DevSwitch()
+        self.vfs = Vfs(self.clock, self.devsw)
+        self.vfs.register_fstype("rumpfs", rumpfs_mount)
+        root = self.vfs.mount_root("rumpfs")
+        self._procs: dict[int, VProc] = {}
+        self._next_pid = 1
+        self._handles: NodeHandles | None = None
+        self._shutdown_hooks: list[Any] = []
+        self.running = True
+        super().__init__(self, self._new_proc(Cred(0, 0), root))
+
+    def _new_proc(self, cred: Cred, root: Vnode, umask: int = 0o022) -> VProc:
+        proc: VProc = Proc(self.vfs, self._next_pid, cred, vref(root), vref(root), umask)
+        self._procs[proc.pid] = proc
+        self._next_pid += 1
+        return proc
+
+    def process(self, uid: int = 0, gid: int = 0, groups: Iterable[int] = (), *,
+                umask: int = 0o022) -> Process:
+        """A new process with its own descriptors, cwd "/", umask and credentials."""
+        with self._lock:
+            root = self.vfs.rootvnode
+            assert root is not None
+            proc = self._new_proc(Cred(uid, gid, frozenset(groups)), root, umask)
+        return Process(self, proc)
+
+    def exit_process(self, process: Process) -> None:
+        """End ``process``: close its descriptors, release its cwd."""
+        with self._lock:
+            self._exit(process._p)
+
+    def _exit(self, proc: VProc) -> None:
+        for fd, _ in proc.fds.items():
+            sc.sys_close(proc, fd)
+        vrele(proc.cwd)
+        vrele(proc.root)
+        self._procs.pop(proc.pid, None)
+
+    # -- mounts -------------------------------------------------------------
+
+    def mount(self, fstype: str, path: StrOrBytesPath, read_only: bool = False) -> None:
+        """Mount a fresh ``fstype`` instance on directory ``path``."""
+        with self._lock:
+            sc.sys_mount(self._p, fstype, path, MountArgs(read_only=read_only))
+
+    def unmount(self, path: StrOrBytesPath) -> None:
+        """Unmount the file system mounted at ``path``; EBUSY while in use."""
+        with self._lock:
+            sc.sys_unmount(self._p, path)
+
+    # -- frontends ----------------------------------------------------------
+
+    def node_handles(self) -> NodeHandles:
+        """The narrow vnode-handle API the FUSE frontend drives (see ``handles``)."""
+        from rumpfs.handles import NodeHandles
+        with self._lock:
+            if self._handles is None:
+                self._handles = NodeHandles(self)
+            return self._handles
+
+    def add_shutdown_hook(self, hook: Any) -> None:
+        """Call ``hook()`` under the kernel lock at shutdown (drivers, etfs)."""
+        self._shutdown_hooks.append(hook)
+
+    # -- lifetime -----------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Close every descriptor of every process and release all host resources."""
+        with self._lock:
+            if not self.running:
+                return
+            self.running = False
+            for proc in list(self._procs.values()):
+                for fd, _ in proc.fds.items():
+                    try:
+                        sc.sys_close(proc, fd)
+                    except OSError:
+                        pass
+            for hook in reversed(self._shutdown_hooks):
+                hook()
+            self._shutdown_hooks.clear()
+
+    def check_running(self) -> None:
+        if not self.running:
+            raise_errno(errno.ESHUTDOWN)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.shutdown()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The kernel lock (for frontends that batch several calls)."""
+        return self._lock
+

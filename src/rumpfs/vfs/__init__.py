@@ -1,0 +1,4 @@
+"""VFS machinery: vnodes, namei, mounts, open files and the system calls.
+
+Allowed imports: ``rumpfs.kern``, ``rumpfs.errors`` (never ``rumpfs.rumpuser``).
+"""

@@ -1,0 +1,40 @@
+"""Open files: what a descriptor points at. dup() shares one File.
+
+Allowed imports: ``rumpfs.kern``, ``rumpfs.errors``.
+
+Reference counting: a File holds one vnode reference from open to the
+close of its last descriptor. Locking: guarded by the kernel lock.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rumpfs.kern.devsw import Driver
+from rumpfs.vfs.vnode import Vnode
+
+__all__ = ["File"]
+
+_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+
+
+class File:
+    """An open file description: vnode, offset, status flags."""
+
+    __slots__ = (
+        "append", "dev", "dirstream", "flags", "minor", "offset", "readable", "refs", "vp",
+        "writable",
+    )
+
+    def __init__(self, vp: Vnode, flags: int) -> None:
+        self.vp = vp
+        self.flags = flags
+        acc = flags & _ACCMODE
+        self.readable = acc != os.O_WRONLY
+        self.writable = acc != os.O_RDONLY
+        self.append = bool(flags & os.O_APPEND)
+        self.offset = 0
+        self.refs = 1
+        self.dev: Driver | None = None      # device driver for VBLK/VCHR opens
+        self.minor = 0
+        self.dirstream = False              # vop_opendir was called for this open

@@ -1,0 +1,226 @@
+"""Generic file-system code: default operations and the rename driver.
+
+Allowed imports: ``rumpfs.kern``, ``rumpfs.errors``.
+
+``GenfsOps`` is the default-error vector: a file system inherits from it
+and overrides what it supports; everything else fails with a clear errno,
+as NetBSD's ``vn_default_error`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, NoReturn
+
+from rumpfs.errors import errno, raise_errno
+from rumpfs.kern.cred import W_OK, X_OK, Cred, may_access
+from rumpfs.vfs.namei import lookup_last
+from rumpfs.vfs.vnode import Vattr, Vnode, VType
+from rumpfs.vfs.vnode_if import Dirent
+
+if TYPE_CHECKING:
+    from rumpfs.vfs.syscalls import VProc
+
+__all__ = ["RENAME_EXCHANGE", "RENAME_NOREPLACE", "GenfsOps", "may_delete", "rename"]
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+VDIR = VType.VDIR
+
+
+def _unsupported(*_args: object) -> NoReturn:
+    raise_errno(errno.EOPNOTSUPP)
+
+
+class GenfsOps:
+    """Default vnode operations: harmless no-ops where NetBSD has genfs_nullop,
+    EOPNOTSUPP where it has the default-error entry."""
+
+    def vop_create(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
+        _unsupported()
+
+    def vop_mkdir(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
+        _unsupported()
+
+    def vop_symlink(self, dvp: Vnode, name: str, va: Vattr, target: str) -> Vnode:
+        _unsupported()
+
+    def vop_link(self, dvp: Vnode, name: str, vp: Vnode) -> None:
+        _unsupported()
+
+    def vop_remove(self, dvp: Vnode, name: str, vp: Vnode) -> None:
+        _unsupported()
+
+    def vop_rmdir(self, dvp: Vnode, name: str, vp: Vnode) -> None:
+        _unsupported()
+
+    def vop_rename(
+        self, fdvp: Vnode, fname: str, fvp: Vnode, tdvp: Vnode, tname: str, tvp: Vnode | None
+    ) -> None:
+        _unsupported()
+
+    def vop_exchange(self, fdvp: Vnode, fname: str, tdvp: Vnode, tname: str) -> None:
+        raise_errno(errno.EINVAL)
+
+    def vop_readdir(self, dvp: Vnode, cookie: int) -> Iterator[Dirent]:
+        raise_errno(errno.ENOTDIR)
+
+    def vop_opendir(self, dvp: Vnode) -> None:
+        pass
+
+    def vop_closedir(self, dvp: Vnode) -> None:
+        pass
+
+    def vop_setattr(self, vp: Vnode, va: Vattr) -> None:
+        _unsupported()
+
+    def vop_access(self, vp: Vnode, want: int, cred: Cred) -> bool:
+        attr = self.vop_getattr(vp)
+        return may_access(cred, attr.st_mode, attr.st_uid, attr.st_gid, want,
+                          is_dir=vp.type is VDIR)
+
+    def vop_getattr(self, vp: Vnode) -> os.stat_result:
+        _unsupported()
+
+    def vop_open(self, vp: Vnode, flags: int) -> None:
+        pass
+
+    def vop_close(self, vp: Vnode, flags: int) -> None:
+        pass
+
+    def vop_read(self, vp: Vnode, size: int, offset: int) -> bytes:
+        raise_errno(errno.EISDIR if vp.type is VDIR else errno.EINVAL)
+
+    def vop_write(
+        self, vp: Vnode, data: bytes | memoryview, offset: int, append: bool
+    ) -> tuple[int, int]:
+        raise_errno(errno.EISDIR if vp.type is VDIR else errno.EINVAL)
+
+    def vop_seekhole(self, vp: Vnode, offset: int, data: bool) -> int:
+        size = self.vop_getattr(vp).st_size
+        if offset >= size:
+            raise_errno(errno.ENXIO)
+        return offset if data else size
+
+    def vop_fsync(self, vp: Vnode, datasync: bool) -> None:
+        pass
+
+    def vop_readlink(self, vp: Vnode) -> str:
+        raise_errno(errno.EINVAL)
+
+    def vop_pathconf(self, vp: Vnode, name: str) -> int:
+        values = {
+            "PC_LINK_MAX": 32767, "PC_NAME_MAX": 255, "PC_PATH_MAX": 4096,
+            "PC_PIPE_BUF": 4096, "PC_CHOWN_RESTRICTED": 1, "PC_NO_TRUNC": 1,
+            "PC_FILESIZEBITS": 64, "PC_SYMLINK_MAX": 4095, "PC_2_SYMLINKS": 1,
+        }
+        if name not in values:
+            raise_errno(errno.EINVAL)
+        return values[name]
+
+    def vop_inactive(self, vp: Vnode) -> None:
+        pass
+
+    def vop_reclaim(self, vp: Vnode) -> None:
+        pass
+
+
+def _sticky_denied(cred: Cred, dir_attr: os.stat_result, attr: os.stat_result) -> bool:
+    return bool(
+        dir_attr.st_mode & st.S_ISVTX
+        and cred.uid != attr.st_uid
+        and cred.uid != dir_attr.st_uid
+    )
+
+
+def may_delete(p: VProc, dvp: Vnode, vp: Vnode, isdir: bool) -> None:
+    """Linux's may_delete: may ``p`` remove ``vp`` from ``dvp``, as a directory if ``isdir``?"""
+    cred = p.cred
+    if cred.uid != 0:
+        if not dvp.ops.vop_access(dvp, W_OK | X_OK, cred):
+            raise_errno(errno.EACCES)
+        if _sticky_denied(cred, dvp.ops.vop_getattr(dvp), vp.ops.vop_getattr(vp)):
+            raise_errno(errno.EPERM)
+    if isdir:
+        if vp.type is not VDIR:
+            raise_errno(errno.ENOTDIR)
+        if vp.mountedhere is not None or vp is p.root:
+            raise_errno(errno.EBUSY)
+    elif vp.type is VDIR:
+        raise_errno(errno.EISDIR)
+
+
+def _is_ancestor(anc: Vnode, vp: Vnode) -> bool:
+    """True if directory ``anc`` is ``vp`` or above it within ``vp``'s mount."""
+    root = vp.mount.root
+    while True:
+        if vp is anc:
+            return True
+        if vp is root:
+            return False
+        vp = vp.ops.vop_lookup(vp, "..")
+
+
+def rename(
+    p: VProc, fdvp: Vnode, fname: str, ftrail: bool,
+    tdvp: Vnode, tname: str, ttrail: bool, flags: int = 0,
+) -> tuple[Vnode, Vnode | None]:
+    """The generic rename driver, in Linux's order of checks (do_renameat2 +
+    vfs_rename). Returns (moved vnode, replaced vnode or None).
+
+    Outline: one mount (EXDEV) -> names that cannot move (EBUSY) -> writable
+    (EROFS) -> source exists (ENOENT) -> NOREPLACE/EXCHANGE target rules ->
+    trailing slashes on a non-directory (ENOTDIR) -> source above the target
+    (EINVAL) or target above the source (ENOTEMPTY) -> same file (no-op) ->
+    permission to delete and to create -> the file system moves the entry.
+    """
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or (
+        flags & RENAME_NOREPLACE and flags & RENAME_EXCHANGE
+    ):
+        raise_errno(errno.EINVAL)
+    if fdvp.mount is not tdvp.mount:
+        raise_errno(errno.EXDEV)
+    if fname in ("", ".", ".."):
+        raise_errno(errno.EBUSY)
+    if tname in ("", ".", ".."):
+        raise_errno(errno.EEXIST if flags & RENAME_NOREPLACE else errno.EBUSY)
+    if fdvp.mount.read_only:
+        raise_errno(errno.EROFS)
+    fvp = lookup_last(fdvp, fname)
+    if fvp is None:
+        raise_errno(errno.ENOENT)
+    tvp = lookup_last(tdvp, tname)
+    exchange = bool(flags & RENAME_EXCHANGE)
+    if tvp is not None and flags & RENAME_NOREPLACE:
+        raise_errno(errno.EEXIST)
+    if tvp is None and exchange:
+        raise_errno(errno.ENOENT)
+    fisdir = fvp.type is VDIR
+    if not exchange and not fisdir and (ftrail or ttrail):
+        raise_errno(errno.ENOTDIR)
+    if fdvp is not tdvp:
+        if fisdir and _is_ancestor(fvp, tdvp):
+            raise_errno(errno.EINVAL)
+        if tvp is not None and tvp.type is VDIR and _is_ancestor(tvp, fdvp):
+            raise_errno(errno.EINVAL if exchange else errno.ENOTEMPTY)
+    if fvp is tvp:
+        return fvp, None
+    may_delete(p, fdvp, fvp, fisdir)
+    if tvp is None:
+        if p.cred.uid != 0 and not tdvp.ops.vop_access(tdvp, W_OK | X_OK, p.cred):
+            raise_errno(errno.EACCES)
+    else:
+        may_delete(p, tdvp, tvp, tvp.type is VDIR if exchange else fisdir)
+    if p.cred.uid != 0 and fdvp is not tdvp:
+        for moved in (fvp, tvp if exchange else None):
+            if (moved is not None and moved.type is VDIR
+                    and not moved.ops.vop_access(moved, W_OK, p.cred)):
+                raise_errno(errno.EACCES)
+    if exchange:
+        fdvp.ops.vop_exchange(fdvp, fname, tdvp, tname)
+    else:
+        fdvp.ops.vop_rename(fdvp, fname, fvp, tdvp, tname, tvp)
+    return fvp, tvp
