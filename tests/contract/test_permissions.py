@@ -537,3 +537,109 @@ def test_changes_are_visible_across_processes(fs: Any, user: Any) -> None:
     user.write(fd, b"shared")
     assert readfile(fs, "/w/f") == b"shared"
     user.close(fd)
+
+
+# -- more edge cases -------------------------------------------------------------------------
+
+
+def test_write_search_without_read_directory(fs: Any, user: Any) -> None:
+    shared_dir(fs, "/d", 0o333)
+    user.close(user.open("/d/f", CREAT | WRONLY, 0o644))
+    expect_errno(errno.EACCES, user.listdir, "/d", filename="/d")
+    assert user.stat("/d/f").st_uid == 1000
+
+
+def test_owner_without_permission_bits_is_denied(fs: Any, user: Any) -> None:
+    owned(fs, "/f", 1000, 1000, mode=0o000, data=b"x")
+    expect_errno(errno.EACCES, user.open, "/f", RDONLY, filename="/f")
+    owned(fs, "/d", 1000, 1000, mode=0o500, is_dir=True)
+    expect_errno(errno.EACCES, user.mkdir, "/d/x", filename="/d/x")
+
+
+def test_rmdir_permission_checked_before_emptiness(fs: Any, user: Any) -> None:
+    fs.mkdir("/d")
+    fs.mkdir("/d/e")
+    mkfile(fs, "/d/e/f")
+    expect_errno(errno.EACCES, user.rmdir, "/d/e", filename="/d/e")
+
+
+def test_lookup_checked_before_write_permission(fs: Any, user: Any) -> None:
+    fs.mkdir("/d")
+    expect_errno(errno.ENOENT, user.unlink, "/d/nope", filename="/d/nope")
+    expect_errno(errno.ENOENT, user.rmdir, "/d/nope", filename="/d/nope")
+    expect_errno(errno.ENOENT, user.rename, "/d/nope", "/d/x")
+
+
+def test_open_creat_existing_in_unwritable_directory(fs: Any, user: Any) -> None:
+    fs.mkdir("/d")
+    owned(fs, "/d/f", 1000, 1000, mode=0o644)
+    fd = user.open("/d/f", CREAT | WRONLY, 0o644)
+    user.write(fd, b"ok")
+    user.close(fd)
+    assert readfile(fs, "/d/f") == b"ok"
+
+
+def test_rename_to_itself_needs_no_write_permission(fs: Any, user: Any) -> None:
+    fs.mkdir("/d")
+    mkfile(fs, "/d/f")
+    user.rename("/d/f", "/d/f")
+    assert exists(fs, "/d/f")
+
+
+def test_chmod_in_unsearchable_directory_is_eacces(fs: Any, user: Any) -> None:
+    fs.mkdir("/d", 0o700)
+    owned(fs, "/d/f", 1000, 1000)
+    expect_errno(errno.EACCES, user.chmod, "/d/f", 0o600, filename="/d/f")
+
+
+def test_stat_of_unreadable_directory_itself(fs: Any, user: Any) -> None:
+    fs.mkdir("/d", 0o000)
+    assert stat.S_ISDIR(user.stat("/d").st_mode)
+
+
+def test_getcwd_needs_no_permissions_on_ancestors(fs: Any, user: Any) -> None:
+    fs.mkdir("/a")
+    fs.mkdir("/a/b")
+    user.chdir("/a/b")
+    fs.chmod("/a", 0o000)
+    assert user.getcwd() == "/a/b"
+
+
+def test_fchown_by_non_owner_is_eperm(fs: Any, user: Any) -> None:
+    owned(fs, "/f", 0, 0, mode=0o666)
+    fd = user.open("/f", RDWR)
+    expect_errno(errno.EPERM, user.fchown, fd, 1000, 1000)
+    user.close(fd)
+
+
+def test_ftruncate_on_descriptor_opened_before_chmod(fs: Any, user: Any) -> None:
+    owned(fs, "/f", 1000, 1000, mode=0o600, data=b"abc")
+    fd = user.open("/f", RDWR)
+    fs.chmod("/f", 0o400)
+    user.ftruncate(fd, 1)
+    user.close(fd)
+    assert readfile(fs, "/f") == b"a"
+
+
+def test_write_by_outsider_clears_setgid_without_group_exec(fs: Any, user: Any) -> None:
+    # Linux (setattr_should_drop_sgid): a writer outside the file's group drops S_ISGID
+    owned(fs, "/f", 0, 0, mode=0o2666, data=b"x")
+    fd = user.open("/f", WRONLY)
+    user.write(fd, b"y")
+    user.close(fd)
+    assert mode_of(fs, "/f") == 0o666
+
+
+def test_write_by_group_member_keeps_setgid_without_group_exec(fs: Any, user: Any) -> None:
+    owned(fs, "/f", 0, 1000, mode=0o2666, data=b"x")
+    fd = user.open("/f", WRONLY)
+    user.write(fd, b"y")
+    user.close(fd)
+    assert mode_of(fs, "/f") == 0o2666
+
+
+def test_access_x_on_directory_for_user(fs: Any, user: Any) -> None:
+    fs.mkdir("/d", 0o711)
+    assert user.access("/d", os.X_OK) is True
+    assert user.access("/d", os.R_OK) is False
+    assert user.access("/d", os.W_OK) is False

@@ -1949,3 +1949,267 @@ def test_statvfs(fs: Any) -> None:
 
 def test_statvfs_missing_is_enoent(fs: Any) -> None:
     expect_errno(errno.ENOENT, fs.statvfs, "/nope", filename="/nope")
+
+
+# -- more edge cases -------------------------------------------------------------------------
+
+
+def test_lseek_on_directory_to_start(fs: Any) -> None:
+    fs.mkdir("/d")
+    fd = fs.open("/d", RDONLY)
+    assert fs.lseek(fd, 0, os.SEEK_SET) == 0
+    fs.close(fd)
+
+
+def test_pwrite_of_nothing_past_eof_keeps_size(fs: Any) -> None:
+    fd = fs.open("/f", CREAT | RDWR, 0o644)
+    fs.write(fd, b"abc")
+    assert fs.pwrite(fd, b"", 100) == 0
+    assert fs.fstat(fd).st_size == 3
+    fs.close(fd)
+
+
+def test_writes_are_visible_through_other_descriptors(fs: Any) -> None:
+    fd_w = fs.open("/f", CREAT | WRONLY, 0o644)
+    fd_r = fs.open("/f", RDONLY)
+    fs.write(fd_w, b"abc")
+    assert fs.read(fd_r, 10) == b"abc"
+    fs.write(fd_w, b"def")
+    assert fs.read(fd_r, 10) == b"def"
+    fs.close(fd_w)
+    fs.close(fd_r)
+
+
+def test_read_after_truncate_below_offset_is_empty(fs: Any) -> None:
+    mkfile(fs, "/f", b"0123456789")
+    fd = fs.open("/f", RDWR)
+    fs.lseek(fd, 8, os.SEEK_SET)
+    fs.ftruncate(fd, 4)
+    assert fs.read(fd, 10) == b""
+    assert fs.lseek(fd, 0, os.SEEK_CUR) == 8
+    fs.close(fd)
+
+
+def test_append_and_trunc_together(fs: Any) -> None:
+    mkfile(fs, "/f", b"old")
+    fd = fs.open("/f", WRONLY | APPEND | TRUNC)
+    fs.write(fd, b"new")
+    fs.close(fd)
+    assert readfile(fs, "/f") == b"new"
+
+
+def test_dup_shares_append_flag(fs: Any) -> None:
+    mkfile(fs, "/f", b"abc")
+    fd = fs.open("/f", WRONLY | APPEND)
+    fd2 = fs.dup(fd)
+    fs.lseek(fd2, 0, os.SEEK_SET)
+    fs.write(fd2, b"d")
+    fs.close(fd)
+    fs.close(fd2)
+    assert readfile(fs, "/f") == b"abcd"
+
+
+def test_open_write_through_symlink_writes_target(fs: Any) -> None:
+    mkfile(fs, "/f", b"")
+    fs.symlink("f", "/l")
+    fd = fs.open("/l", WRONLY)
+    fs.write(fd, b"via link")
+    fs.close(fd)
+    assert readfile(fs, "/f") == b"via link"
+
+
+def test_open_dot_directory(fs: Any) -> None:
+    fs.mkdir("/d")
+    fd = fs.open("/d/.", RDONLY)
+    assert fs.fstat(fd).st_ino == fs.stat("/d").st_ino
+    fs.close(fd)
+    expect_errno(errno.EISDIR, fs.open, "/d/.", CREAT | WRONLY, 0o644, filename="/d/.")
+
+
+def test_chmod_ignores_file_type_bits(fs: Any) -> None:
+    mkfile(fs, "/f")
+    fs.chmod("/f", stat.S_IFREG | 0o600)
+    assert fs.stat("/f").st_mode == stat.S_IFREG | 0o600
+    fs.mkdir("/d")
+    fs.chmod("/d", 0o700)
+    assert fs.stat("/d").st_mode == stat.S_IFDIR | 0o700
+
+
+def test_mkdir_mode_zero(fs: Any) -> None:
+    fs.mkdir("/d", 0)
+    assert fs.stat("/d").st_mode == stat.S_IFDIR
+    mkfile(fs, "/d/f")  # root ignores the missing permissions
+    assert fs.listdir("/d") == ["f"]
+
+
+def test_utime_negative_and_large_times(fs: Any) -> None:
+    mkfile(fs, "/f")
+    fs.utime("/f", ns=(-1, -(10**18)))
+    st = fs.stat("/f")
+    assert (st.st_atime_ns, st.st_mtime_ns) == (-1, -(10**18))
+    fs.utime("/f", ns=(2**40 * 10**9, 0))
+    assert fs.stat("/f").st_atime_ns == 2**40 * 10**9
+
+
+def test_access_with_invalid_mode_is_false(fs: Any) -> None:
+    mkfile(fs, "/f")
+    assert fs.access("/f", 0o10) is False
+
+
+def test_symlink_mode_ignores_umask(fs: Any) -> None:
+    fs.umask(0o077)
+    fs.symlink("x", "/l")
+    assert mode_of(fs, "/l") == 0o777
+
+
+def test_mknod_applies_umask(fs: Any) -> None:
+    fs.umask(0o027)
+    fs.mknod("/p", stat.S_IFIFO | 0o666)
+    fs.mknod("/r", stat.S_IFREG | 0o666)
+    assert mode_of(fs, "/p") == 0o640
+    assert stat.S_ISREG(fs.stat("/r").st_mode)
+    assert mode_of(fs, "/r") == 0o640
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_unlink_dot_names_is_eisdir(fs: Any, name: str) -> None:
+    fs.mkdir("/d")
+    expect_errno(errno.EISDIR, fs.unlink, f"/d/{name}", filename=f"/d/{name}")
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_mkdir_dot_names_is_eexist(fs: Any, name: str) -> None:
+    fs.mkdir("/d")
+    expect_errno(errno.EEXIST, fs.mkdir, f"/d/{name}", filename=f"/d/{name}")
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_create_dot_names_is_eexist(fs: Any, name: str) -> None:
+    fs.mkdir("/d")
+    mkfile(fs, "/f")
+    expect_errno(errno.EEXIST, fs.symlink, "x", f"/d/{name}")
+    expect_errno(errno.EEXIST, fs.link, "/f", f"/d/{name}")
+    expect_errno(errno.EEXIST, fs.mknod, f"/d/{name}", stat.S_IFIFO | 0o600)
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_rename_to_dot_names_is_ebusy(fs: Any, name: str) -> None:
+    fs.mkdir("/d")
+    fs.mkdir("/e")
+    expect_errno(errno.EBUSY, fs.rename, "/e", f"/d/{name}")
+
+
+def test_create_with_trailing_slash_on_new_name(fs: Any) -> None:
+    mkfile(fs, "/f")
+    expect_errno(errno.ENOENT, fs.symlink, "x", "/l/")
+    expect_errno(errno.ENOENT, fs.link, "/f", "/g/")
+    expect_errno(errno.ENOENT, fs.mknod, "/p/", stat.S_IFIFO | 0o600)
+    assert fs.listdir("/") == ["f"]
+
+
+def test_link_source_with_trailing_slash_is_enotdir(fs: Any) -> None:
+    mkfile(fs, "/f")
+    expect_errno(errno.ENOTDIR, fs.link, "/f/", "/g", filename="/f/", filename2="/g")
+
+
+def test_mkdir_through_dangling_symlink_parent_is_enoent(fs: Any) -> None:
+    fs.symlink("nowhere", "/l")
+    expect_errno(errno.ENOENT, fs.mkdir, "/l/x", filename="/l/x")
+
+
+def test_mkdir_through_symlink_to_file_is_enotdir(fs: Any) -> None:
+    mkfile(fs, "/f")
+    fs.symlink("f", "/l")
+    expect_errno(errno.ENOTDIR, fs.mkdir, "/l/x", filename="/l/x")
+
+
+def test_mkdir_through_symlink_to_directory(fs: Any) -> None:
+    fs.mkdir("/d")
+    fs.symlink("d", "/l")
+    fs.mkdir("/l/x")
+    assert fs.listdir("/d") == ["x"]
+
+
+def test_rename_file_over_symlink_replaces_link(fs: Any) -> None:
+    mkfile(fs, "/target", b"t")
+    fs.symlink("target", "/l")
+    mkfile(fs, "/f", b"f")
+    fs.rename("/f", "/l")
+    assert stat.S_ISREG(fs.lstat("/l").st_mode)
+    assert readfile(fs, "/target") == b"t"
+
+
+def test_rename_symlink_to_directory_over_directory_is_eisdir(fs: Any) -> None:
+    fs.mkdir("/d")
+    fs.mkdir("/e")
+    fs.symlink("d", "/l")
+    expect_errno(errno.EISDIR, fs.rename, "/l", "/e")
+
+
+def test_rename_directory_over_symlink_is_enotdir(fs: Any) -> None:
+    fs.mkdir("/d")
+    fs.mkdir("/e")
+    fs.symlink("e", "/l")
+    expect_errno(errno.ENOTDIR, fs.rename, "/d", "/l")
+
+
+def test_rename_over_hard_link_of_other_file(fs: Any) -> None:
+    mkfile(fs, "/a", b"A")
+    mkfile(fs, "/b", b"B")
+    fs.link("/b", "/b2")
+    fs.rename("/a", "/b")
+    assert readfile(fs, "/b") == b"A"
+    assert fs.stat("/b2").st_nlink == 1
+    assert readfile(fs, "/b2") == b"B"
+
+
+def test_listdir_reflects_directory_rename(fs: Any) -> None:
+    fs.mkdir("/a")
+    mkfile(fs, "/a/f")
+    fs.rename("/a", "/b")
+    assert fs.listdir("/b") == ["f"]
+    expect_errno(errno.ENOENT, fs.listdir, "/a", filename="/a")
+
+
+def test_chdir_dotdot_from_root_stays_at_root(fs: Any) -> None:
+    fs.chdir("/..")
+    assert fs.getcwd() == "/"
+    fs.chdir("..")
+    assert fs.getcwd() == "/"
+
+
+def test_fstat_of_removed_directory(fs: Any) -> None:
+    fs.mkdir("/d")
+    fd = fs.open("/d", RDONLY)
+    fs.rmdir("/d")
+    st = fs.fstat(fd)
+    assert stat.S_ISDIR(st.st_mode)
+    assert st.st_nlink == 0
+    fs.close(fd)
+
+
+def test_create_in_removed_directory_via_dir_fd_is_enoent(fs: Any) -> None:
+    fs.mkdir("/d")
+    fd = fs.open("/d", RDONLY)
+    fs.rmdir("/d")
+    expect_errno(errno.ENOENT, fs.mkdir, "x", dir_fd=fd)
+    expect_errno(errno.ENOENT, fs.open, "f", CREAT | WRONLY, 0o644, dir_fd=fd)
+    fs.close(fd)
+
+
+def test_scandir_special_is_dir_false(fs: Any) -> None:
+    fs.mkdir("/d")
+    fs.mknod("/d/s", stat.S_IFSOCK | 0o600)
+    with fs.scandir("/d") as it:
+        (e,) = list(it)
+    assert (e.name, e.is_dir(), e.is_file(), e.is_symlink()) == ("s", False, False, False)
+    assert stat.S_ISSOCK(e.stat().st_mode)
+
+
+def test_statvfs_result_fields(fs: Any) -> None:
+    st = fs.statvfs("/")
+    for field in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files",
+                  "f_ffree", "f_favail", "f_flag", "f_namemax"):
+        assert isinstance(getattr(st, field), int), field
+    assert st.f_bfree <= st.f_blocks
+    assert st.f_bavail <= st.f_blocks
