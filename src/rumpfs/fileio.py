@@ -12,12 +12,12 @@ from __future__ import annotations
 import io
 import os
 import stat as st
-
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from rumpfs.errors import errno, oserror
 
-Buffer = bytes | bytearray | memoryview   # collections.abc.Buffer is 3.12+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer is 3.12+
 
 __all__ = ["FdCalls", "KernelFileIO", "open_file"]
 
@@ -86,7 +86,7 @@ class KernelFileIO(io.RawIOBase):
 
     def readall(self) -> bytes:
         fd = self._check()
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             data = self._sys.read(fd, 1 << 20)
             if not data:
@@ -165,7 +165,7 @@ def open_file(sys: FdCalls, path: Any, mode: str = "r", buffering: int = -1,
         if buffering == 0:
             if not binary:
                 raise ValueError("can't have unbuffered text I/O")
-            return raw
+            return cast(IO[Any], raw)    # RawIOBase is a binary IO in all but name
         buffer: io.BufferedIOBase
         if raw.readable() and raw.writable():
             buffer = io.BufferedRandom(raw, buffering)
@@ -174,7 +174,7 @@ def open_file(sys: FdCalls, path: Any, mode: str = "r", buffering: int = -1,
         else:
             buffer = io.BufferedReader(raw, buffering)
         if binary:
-            return buffer
+            return cast(IO[Any], buffer)
         text = io.TextIOWrapper(buffer, io.text_encoding(encoding), errors, newline,
                                 line_buffering)
         text.mode = mode  # type: ignore[misc]

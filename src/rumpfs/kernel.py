@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Self
+from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Self, cast
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fileio import open_file
@@ -29,10 +29,12 @@ from rumpfs.rumpuser import Hypervisor
 from rumpfs.rumpuser.posix import PosixHost
 from rumpfs.vfs import syscalls as sc
 from rumpfs.vfs.mount import MountArgs, Vfs
-from rumpfs.vfs.syscalls import Buffer, StrOrBytesPath, VProc
+from rumpfs.vfs.syscalls import StrOrBytesPath, VProc
 from rumpfs.vfs.vnode import Vnode, VType, vref, vrele
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer is 3.12+
+
     from rumpfs.handles import NodeHandles
     from rumpfs.path import RumpPath
 
@@ -42,13 +44,13 @@ __all__ = ["DirEntry", "Kernel", "Process"]
 class DirEntry(Generic[AnyStr]):
     """What ``scandir`` yields: like ``os.DirEntry``, over the kernel."""
 
-    __slots__ = ("_dir_fd", "_ino", "_proc", "_stat", "_lstat", "_type", "name", "path")
+    __slots__ = ("_dir_fd", "_ino", "_lstat", "_proc", "_stat", "_type", "name", "path")
 
     def __init__(self, proc: Process, name: AnyStr, path: AnyStr, vtype: VType, ino: int,
                  dir_fd: int | None) -> None:
         self._proc = proc
-        self.name = name
-        self.path = path
+        self.name: AnyStr = name
+        self.path: AnyStr = path
         self._type = vtype
         self._ino = ino
         self._dir_fd = dir_fd
@@ -130,7 +132,7 @@ class Process:
     def __init__(self, kernel: Kernel, proc: VProc) -> None:
         self.kernel = kernel
         self._p = proc
-        self._lock = kernel._lock
+        self._lock: threading.Lock = kernel._lock
 
     # -- identity -----------------------------------------------------------
 
@@ -299,7 +301,7 @@ class Process:
                  dir_fd: int | None = None) -> AnyStr:
         with self._lock:
             target = sc.sys_readlink(self._p, path, dir_fd)
-        return _like(path, target)
+        return cast(AnyStr, _like(path, target))
 
     def listdir(self, path: StrOrBytesPath | int | None = None) -> list[Any]:
         arg = "." if path is None else path
@@ -417,11 +419,11 @@ class Kernel(Process):
     """A rump kernel: a rumpfs root, the mount table and processes. Acts as pid 1."""
 
     def __init__(self, *, hypervisor: Hypervisor | None = None) -> None:
-        self._lock = KernelLock()
+        self._lock: threading.Lock = KernelLock()
         self.hypervisor: Hypervisor = hypervisor if hypervisor is not None else PosixHost()
         self.clock = Clock(self.hypervisor)
         self.devsw = DevSwitch()
-        self.vfs = Vfs(self.clock, self.devsw)
+        self.vfs: Vfs = Vfs(self.clock, self.devsw)
         self.vfs.register_fstype("rumpfs", rumpfs_mount)
         root = self.vfs.mount_root("rumpfs")
         self._procs: dict[int, VProc] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ROOT_CRED", "Cred", "R_OK", "W_OK", "X_OK", "may_access"]
+__all__ = ["ROOT_CRED", "R_OK", "W_OK", "X_OK", "Cred", "may_access"]
 
 R_OK = 4
 W_OK = 2

@@ -15,6 +15,6 @@ import threading
 __all__ = ["KernelLock"]
 
 
-def KernelLock() -> threading.Lock:  # noqa: N802 - a factory named like the type it makes
+def KernelLock() -> threading.Lock:
     """A fresh, non-reentrant giant lock."""
     return threading.Lock()

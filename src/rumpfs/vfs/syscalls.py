@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 import os
 import stat as st
-
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from rumpfs.errors import errno, raise_errno, with_filename
 from rumpfs.kern.cred import R_OK, W_OK, X_OK, may_access
@@ -29,11 +28,14 @@ from rumpfs.vfs.mount import Mount, MountArgs, Vfs
 from rumpfs.vfs.namei import dotdot, lookup_last, namei, namei_parent
 from rumpfs.vfs.vnode import PATH_MAX, Vattr, Vnode, VType, vref, vrele
 
-__all__ = ["Buffer", "StrOrBytesPath", "VProc"]
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer is 3.12+
+
+__all__ = ["DirFd", "StrOrBytesPath", "VProc"]
 
 VProc: TypeAlias = Proc[Vnode, File, Vfs]
 StrOrBytesPath: TypeAlias = str | bytes | os.PathLike[str] | os.PathLike[bytes]
-Buffer: TypeAlias = bytes | bytearray | memoryview   # collections.abc.Buffer is 3.12+
+DirFd: TypeAlias = int | Vnode | None    # a descriptor, or a directory vnode (handle API)
 
 VREG, VDIR, VLNK = VType.VREG, VType.VDIR, VType.VLNK
 VBLK, VCHR, VFIFO, VSOCK = VType.VBLK, VType.VCHR, VType.VFIFO, VType.VSOCK
@@ -67,10 +69,13 @@ def pathstr(path: StrOrBytesPath) -> str:
     return s
 
 
-def _start(p: VProc, path: str, dir_fd: int | None) -> Vnode:
-    """Where a relative ``path`` starts: the cwd or ``dir_fd``'s directory."""
+def _start(p: VProc, path: str, dir_fd: DirFd) -> Vnode:
+    """Where a relative ``path`` starts: the cwd, ``dir_fd``'s directory, or a
+    directory vnode given directly (the vnode-handle API's *at calls)."""
     if dir_fd is None or path[0] == "/":
         return p.cwd
+    if isinstance(dir_fd, Vnode):
+        return dir_fd
     return p.fds.get(dir_fd).vp
 
 
@@ -168,7 +173,7 @@ def frele(fp: File) -> None:
         vrele(vp)
 
 
-def _open_checks(p: VProc, vp: Vnode, flags: int, created: bool) -> None:
+def open_checks(p: VProc, vp: Vnode, flags: int, created: bool) -> None:
     """Linux's may_open: type rules, then EROFS/EACCES, for an existing node."""
     acc = flags & _ACCMODE
     write = acc != os.O_RDONLY or bool(flags & os.O_TRUNC)
@@ -225,7 +230,7 @@ def _open_create(p: VProc, path: str, start: Vnode, flags: int, mode: int) -> tu
 
 
 def sys_open(p: VProc, path: StrOrBytesPath, flags: int, mode: int = 0o777,
-             dir_fd: int | None = None) -> int:
+             dir_fd: DirFd = None) -> int:
     try:
         s = pathstr(path)
         start = _start(p, s, dir_fd)
@@ -234,12 +239,17 @@ def sys_open(p: VProc, path: StrOrBytesPath, flags: int, mode: int = 0o777,
         else:
             vp = namei(p, s, start, not flags & os.O_NOFOLLOW)
             created = False
-        _open_checks(p, vp, flags, created)
-        if flags & os.O_TRUNC and not created and vp.type is VREG:
-            _truncate(p, vp, 0)
-        return falloc(p, vp, flags)
+        return vn_open(p, vp, flags, created)
     except OSError as e:
         raise with_filename(e, path) from None
+
+
+def vn_open(p: VProc, vp: Vnode, flags: int, created: bool = False) -> int:
+    """Open vnode ``vp`` for ``p``: may_open's checks, O_TRUNC, a descriptor."""
+    open_checks(p, vp, flags, created)
+    if flags & os.O_TRUNC and not created and vp.type is VREG:
+        _truncate(p, vp, 0)
+    return falloc(p, vp, flags)
 
 
 def sys_close(p: VProc, fd: int) -> None:
@@ -375,7 +385,7 @@ def _truncate(p: VProc, vp: Vnode, length: int) -> None:
 # --------------------------------------------------------------------------
 # names
 
-def sys_stat(p: VProc, path: StrOrBytesPath | int, dir_fd: int | None = None,
+def sys_stat(p: VProc, path: StrOrBytesPath | int, dir_fd: DirFd = None,
              follow: bool = True) -> os.stat_result:
     if isinstance(path, int):
         return sys_fstat(p, path)
@@ -387,7 +397,7 @@ def sys_stat(p: VProc, path: StrOrBytesPath | int, dir_fd: int | None = None,
         raise with_filename(e, path) from None
 
 
-def sys_access(p: VProc, path: StrOrBytesPath, mode: int, dir_fd: int | None = None,
+def sys_access(p: VProc, path: StrOrBytesPath, mode: int, dir_fd: DirFd = None,
                follow: bool = True) -> bool:
     try:
         s = pathstr(path)
@@ -401,7 +411,7 @@ def sys_access(p: VProc, path: StrOrBytesPath, mode: int, dir_fd: int | None = N
 
 
 def sys_mkdir(p: VProc, path: StrOrBytesPath, mode: int = 0o777,
-              dir_fd: int | None = None) -> None:
+              dir_fd: DirFd = None) -> None:
     try:
         s = pathstr(path)
         dvp, name, _ = namei_parent(p, s, _start(p, s, dir_fd))
@@ -416,7 +426,7 @@ def sys_mkdir(p: VProc, path: StrOrBytesPath, mode: int = 0o777,
 
 
 def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0,
-              dir_fd: int | None = None) -> None:
+              dir_fd: DirFd = None) -> None:
     try:
         ifmt = st.S_IFMT(mode) or st.S_IFREG
         if ifmt == st.S_IFDIR:
@@ -440,7 +450,7 @@ def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0
 
 
 def sys_symlink(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
-                dir_fd: int | None = None) -> None:
+                dir_fd: DirFd = None) -> None:
     try:
         target = pathstr(src)
         s = pathstr(dst)
@@ -456,42 +466,47 @@ def sys_symlink(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
 
 
 def sys_link(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
-             src_dir_fd: int | None = None, dst_dir_fd: int | None = None,
+             src_dir_fd: DirFd = None, dst_dir_fd: DirFd = None,
              follow: bool = True) -> None:
     try:
         s = pathstr(src)
         vp = namei(p, s, _start(p, s, src_dir_fd), follow)
         d = pathstr(dst)
         dvp, name, _ = namei_parent(p, d, _start(p, d, dst_dir_fd))
-        if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
-            raise_errno(errno.EEXIST)
-        if dvp.mount.read_only:
-            raise_errno(errno.EROFS)
-        if dvp.mount is not vp.mount:
-            raise_errno(errno.EXDEV)
-        cred = p.cred
-        if cred.uid != 0:
-            attr = vp.ops.vop_getattr(vp)
-            # fs.protected_hardlinks: link only what you own or could read and write.
-            if cred.uid != attr.st_uid and not (
-                vp.type is VREG
-                and not attr.st_mode & st.S_ISUID
-                and attr.st_mode & (st.S_ISGID | st.S_IXGRP) != (st.S_ISGID | st.S_IXGRP)
-                and vp.ops.vop_access(vp, R_OK | W_OK, cred)
-            ):
-                raise_errno(errno.EPERM)
-        _may_create(p, dvp)
-        if vp.type is VDIR:
-            raise_errno(errno.EPERM)
-        if vp.ops.vop_getattr(vp).st_nlink == 0:
-            raise_errno(errno.ENOENT)
-        dvp.ops.vop_link(dvp, name, vp)
-        _changed(p, dvp, vp)
+        vn_link(p, vp, dvp, name)
     except OSError as e:
         raise with_filename(e, src, dst) from None
 
 
-def sys_unlink(p: VProc, path: StrOrBytesPath, dir_fd: int | None = None) -> None:
+def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str) -> None:
+    """link(2) of vnode ``vp`` as ``name`` in ``dvp``, in Linux's order of checks."""
+    if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
+        raise_errno(errno.EEXIST)
+    if dvp.mount.read_only:
+        raise_errno(errno.EROFS)
+    if dvp.mount is not vp.mount:
+        raise_errno(errno.EXDEV)
+    cred = p.cred
+    if cred.uid != 0:
+        attr = vp.ops.vop_getattr(vp)
+        # fs.protected_hardlinks: link only what you own or could read and write.
+        if cred.uid != attr.st_uid and not (
+            vp.type is VREG
+            and not attr.st_mode & st.S_ISUID
+            and attr.st_mode & (st.S_ISGID | st.S_IXGRP) != (st.S_ISGID | st.S_IXGRP)
+            and vp.ops.vop_access(vp, R_OK | W_OK, cred)
+        ):
+            raise_errno(errno.EPERM)
+    _may_create(p, dvp)
+    if vp.type is VDIR:
+        raise_errno(errno.EPERM)
+    if vp.ops.vop_getattr(vp).st_nlink == 0:
+        raise_errno(errno.ENOENT)
+    dvp.ops.vop_link(dvp, name, vp)
+    _changed(p, dvp, vp)
+
+
+def sys_unlink(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
     try:
         s = pathstr(path)
         dvp, name, trailing = namei_parent(p, s, _start(p, s, dir_fd))
@@ -511,7 +526,7 @@ def sys_unlink(p: VProc, path: StrOrBytesPath, dir_fd: int | None = None) -> Non
         raise with_filename(e, path) from None
 
 
-def sys_rmdir(p: VProc, path: StrOrBytesPath, dir_fd: int | None = None) -> None:
+def sys_rmdir(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
     try:
         s = pathstr(path)
         dvp, name, _ = namei_parent(p, s, _start(p, s, dir_fd))
@@ -534,7 +549,7 @@ def sys_rmdir(p: VProc, path: StrOrBytesPath, dir_fd: int | None = None) -> None
 
 
 def sys_rename(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
-               src_dir_fd: int | None = None, dst_dir_fd: int | None = None,
+               src_dir_fd: DirFd = None, dst_dir_fd: DirFd = None,
                flags: int = 0) -> None:
     try:
         s = pathstr(src)
@@ -547,7 +562,7 @@ def sys_rename(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
         raise with_filename(e, src, dst) from None
 
 
-def sys_readlink(p: VProc, path: StrOrBytesPath, dir_fd: int | None = None) -> str:
+def sys_readlink(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> str:
     try:
         s = pathstr(path)
         vp = namei(p, s, _start(p, s, dir_fd), False)
@@ -592,7 +607,7 @@ def sys_listdir(p: VProc, path: StrOrBytesPath | int) -> list[str]:
 # --------------------------------------------------------------------------
 # attributes
 
-def _resolve(p: VProc, path: StrOrBytesPath | int, dir_fd: int | None, follow: bool) -> Vnode:
+def _resolve(p: VProc, path: StrOrBytesPath | int, dir_fd: DirFd, follow: bool) -> Vnode:
     if isinstance(path, int):
         return p.fds.get(path).vp
     s = pathstr(path)
@@ -612,7 +627,7 @@ def setattr_mode(p: VProc, vp: Vnode, mode: int) -> None:
     _changed(p, vp)
 
 
-def sys_chmod(p: VProc, path: StrOrBytesPath | int, mode: int, dir_fd: int | None = None,
+def sys_chmod(p: VProc, path: StrOrBytesPath | int, mode: int, dir_fd: DirFd = None,
               follow: bool = True) -> None:
     try:
         vp = _resolve(p, path, dir_fd, follow)
@@ -654,7 +669,7 @@ def setattr_owner(p: VProc, vp: Vnode, uid: int, gid: int) -> None:
 
 
 def sys_chown(p: VProc, path: StrOrBytesPath | int, uid: int, gid: int,
-              dir_fd: int | None = None, follow: bool = True) -> None:
+              dir_fd: DirFd = None, follow: bool = True) -> None:
     try:
         setattr_owner(p, _resolve(p, path, dir_fd, follow), uid, gid)
     except OSError as e:
@@ -697,7 +712,7 @@ def setattr_times(p: VProc, vp: Vnode, atime_ns: int | None, mtime_ns: int | Non
 def sys_utime(p: VProc, path: StrOrBytesPath | int,
               times: tuple[float, float] | None = None,
               ns: tuple[int, int] | None = None,
-              dir_fd: int | None = None, follow: bool = True) -> None:
+              dir_fd: DirFd = None, follow: bool = True) -> None:
     if times is not None and ns is not None:
         raise ValueError("utime: you may specify either 'times' or 'ns' but not both")
     if times is not None:
@@ -723,17 +738,23 @@ def sys_truncate(p: VProc, path: StrOrBytesPath | int, length: int) -> None:
     try:
         if length < 0:
             raise_errno(errno.EINVAL)
-        vp = _resolve(p, path, None, True)
-        if vp.type is VDIR:
-            raise_errno(errno.EISDIR)
-        if vp.type is not VREG:
-            raise_errno(errno.EINVAL)
-        _check_writable_fs(vp)
-        if not vp.ops.vop_access(vp, W_OK, p.cred):
-            raise_errno(errno.EACCES)
-        _truncate(p, vp, length)
+        vn_truncate(p, _resolve(p, path, None, True), length)
     except OSError as e:
         raise with_filename(e, path) from None
+
+
+def vn_truncate(p: VProc, vp: Vnode, length: int) -> None:
+    """truncate(2) on a vnode: a writable regular file."""
+    if length < 0:
+        raise_errno(errno.EINVAL)
+    if vp.type is VDIR:
+        raise_errno(errno.EISDIR)
+    if vp.type is not VREG:
+        raise_errno(errno.EINVAL)
+    _check_writable_fs(vp)
+    if not vp.ops.vop_access(vp, W_OK, p.cred):
+        raise_errno(errno.EACCES)
+    _truncate(p, vp, length)
 
 
 def sys_statvfs(p: VProc, path: StrOrBytesPath | int) -> os.statvfs_result:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from rumpfs.kern.cred import Cred
-from rumpfs.vfs.vnode import Vattr, VType, Vnode
+from rumpfs.vfs.vnode import Vattr, Vnode, VType
 
 __all__ = ["Dirent", "VnodeOps"]
 
@@ -107,7 +107,7 @@ class VnodeOps(Protocol):
         ...
 
     def vop_open(self, vp: Vnode, flags: int) -> None:
-        """An open of ``vp`` with ``flags`` (O_ACCMODE etc.) begins. Errors: host errors for etfs."""
+        """An open of ``vp`` with ``flags`` begins. Errors: host errors for etfs."""
         ...
 
     def vop_close(self, vp: Vnode, flags: int) -> None:

@@ -37,7 +37,7 @@ _COMPACT_MIN = 64
 class RumpNode(Vnode):
     """Attributes common to every rumpfs node."""
 
-    __slots__ = ("atime", "ctime", "ino", "mode", "mtime", "nlink", "rdev", "uid", "gid")
+    __slots__ = ("atime", "ctime", "gid", "ino", "mode", "mtime", "nlink", "rdev", "uid")
 
     def __init__(self, vtype: VType, ops: RumpfsOps, mount: RumpfsMount, va: Vattr,
                  ino: int, now: int) -> None:
@@ -173,6 +173,7 @@ class RumpDir(RumpNode):
             raise_errno(errno.EBUSY)
 
     def _compact(self) -> None:
-        self.slots = [name for name in self.slots if name is not None]
-        self.where = {name: i for i, name in enumerate(self.slots)}
+        names = [name for name in self.slots if name is not None]
+        self.slots = list(names)
+        self.where = {name: i for i, name in enumerate(names)}
         self.tombstones = 0
