@@ -2213,3 +2213,72 @@ def test_statvfs_result_fields(fs: Any) -> None:
         assert isinstance(getattr(st, field), int), field
     assert st.f_bfree <= st.f_blocks
     assert st.f_bavail <= st.f_blocks
+
+
+def test_excl_without_creat_is_ignored(fs: Any) -> None:
+    mkfile(fs, "/f", b"x")
+    fd = fs.open("/f", RDONLY | EXCL)
+    assert fs.read(fd, 1) == b"x"
+    fs.close(fd)
+
+
+def test_fdatasync(fs: Any) -> None:
+    fd = fs.open("/f", CREAT | WRONLY, 0o644)
+    fs.write(fd, b"x")
+    assert fs.fdatasync(fd) is None
+    fs.close(fd)
+    expect_errno(errno.EBADF, fs.fdatasync, fd)
+
+
+def test_bytes_and_pathlike_paths_everywhere(fs: Any) -> None:
+    p = pathlib.PurePosixPath
+    fs.mkdir(p("/d"))
+    fs.mkdir(b"/d/e")
+    mkfile(fs, "/d/f")
+    fs.rename(b"/d/f", b"/d/g")
+    fs.link(p("/d/g"), p("/d/h"))
+    fs.symlink(b"g", b"/d/l")
+    fs.chmod(b"/d/g", 0o600)
+    fs.utime(p("/d/g"), ns=(1, 2))
+    assert sorted(fs.listdir(p("/d"))) == ["e", "g", "h", "l"]
+    fs.unlink(p("/d/h"))
+    fs.rmdir(b"/d/e")
+    assert sorted(fs.listdir(b"/d")) == [b"g", b"l"]
+    expect_errno(errno.ENOENT, fs.rename, b"/nope", b"/x", filename=b"/nope", filename2=b"/x")
+
+
+def test_deep_tree_and_getcwd(fs: Any) -> None:
+    path = ""
+    for i in range(60):
+        path += f"/d{i}"
+        fs.mkdir(path)
+    fs.chdir(path)
+    assert fs.getcwd() == path
+    assert fs.stat("/".join([".."] * 60)).st_ino == fs.stat("/").st_ino
+    assert fs.stat("/".join([".."] * 100)).st_ino == fs.stat("/").st_ino
+    fs.chdir("/")
+
+
+def test_getcwdb_non_ascii(fs: Any) -> None:
+    fs.mkdir("/ü")
+    fs.chdir("/ü")
+    assert fs.getcwd() == "/ü"
+    assert fs.getcwdb() == "/ü".encode()
+    fs.chdir("/")
+
+
+def test_readlink_bytes_with_dir_fd(fs: Any) -> None:
+    fs.mkdir("/d")
+    fs.symlink("tgt", "/d/l")
+    fd = fs.open("/d", RDONLY)
+    assert fs.readlink(b"l", dir_fd=fd) == b"tgt"
+    fs.close(fd)
+
+
+def test_hard_link_count_survives_rename(fs: Any) -> None:
+    mkfile(fs, "/a")
+    fs.link("/a", "/b")
+    fs.mkdir("/d")
+    fs.rename("/a", "/d/a")
+    assert fs.stat("/b").st_nlink == 2
+    assert fs.stat("/d/a").st_ino == fs.stat("/b").st_ino
