@@ -289,8 +289,11 @@ class Process:
     def link(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
              src_dir_fd: int | None = None, dst_dir_fd: int | None = None,
              follow_symlinks: bool = True) -> None:
+        # As CPython does on Linux: plain link(2), which never follows, unless a
+        # dir_fd is given, when linkat(AT_SYMLINK_FOLLOW) honours follow_symlinks.
+        follow = follow_symlinks and (src_dir_fd is not None or dst_dir_fd is not None)
         with self._lock:
-            sc.sys_link(self._p, src, dst, src_dir_fd, dst_dir_fd, follow_symlinks)
+            sc.sys_link(self._p, src, dst, src_dir_fd, dst_dir_fd, follow)
 
     def symlink(self, src: StrOrBytesPath, dst: StrOrBytesPath,
                 target_is_directory: bool = False, *, dir_fd: int | None = None) -> None:

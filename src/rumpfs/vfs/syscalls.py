@@ -42,7 +42,7 @@ VBLK, VCHR, VFIFO, VSOCK = VType.VBLK, VType.VCHR, VType.VFIFO, VType.VSOCK
 
 _ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 _MAX_FILE = (1 << 63) - 1
-UTIME_NOW = -1          # Vattr time meaning "the current time" (for handle API callers)
+UTIME_NOW = -(1 << 100)  # a time meaning "now": below any time a 64-bit time_t can hold
 _MKNOD_TYPES = {
     st.S_IFREG: VREG, st.S_IFCHR: VCHR, st.S_IFBLK: VBLK, st.S_IFIFO: VFIFO, st.S_IFSOCK: VSOCK,
 }
@@ -96,6 +96,8 @@ def _check_writable_fs(vp: Vnode) -> None:
 def _may_create(p: VProc, dvp: Vnode) -> None:
     if dvp.mount.read_only:
         raise_errno(errno.EROFS)
+    if dvp.dead:
+        raise_errno(errno.ENOENT)
     if p.cred.uid != 0 and not dvp.ops.vop_access(dvp, W_OK | X_OK, p.cred):
         raise_errno(errno.EACCES)
 
@@ -119,12 +121,22 @@ def _kill_suid(p: VProc, vp: Vnode) -> None:
     """Writing or truncating without privilege clears setuid, and setgid if group-executable."""
     if p.cred.uid == 0 or vp.type is not VREG:
         return
-    mode = vp.ops.vop_getattr(vp).st_mode
-    kill = mode & st.S_ISUID
-    if mode & st.S_ISGID and mode & st.S_IXGRP:
-        kill |= st.S_ISGID
+    attr = vp.ops.vop_getattr(vp)
+    kill = _suid_bits_to_kill(p, attr)
     if kill:
-        vp.ops.vop_setattr(vp, Vattr(mode=st.S_IMODE(mode) & ~kill, ctime_ns=_now(p)))
+        vp.ops.vop_setattr(vp, Vattr(mode=st.S_IMODE(attr.st_mode) & ~kill, ctime_ns=_now(p)))
+
+
+def _suid_bits_to_kill(p: VProc, attr: os.stat_result) -> int:
+    """Linux's should_remove_suid + setattr_should_drop_sgid: setuid always; setgid
+    when group-executable, or when the caller is neither in the group nor root."""
+    mode = attr.st_mode
+    kill = mode & st.S_ISUID
+    if mode & st.S_ISGID and (
+        mode & st.S_IXGRP or (p.cred.uid != 0 and not p.cred.in_group(attr.st_gid))
+    ):
+        kill |= st.S_ISGID
+    return kill
 
 
 def _changed(p: VProc, *vps: Vnode | None) -> None:
@@ -404,6 +416,8 @@ def sys_access(p: VProc, path: StrOrBytesPath, mode: int, dir_fd: DirFd = None,
         vp = namei(p, s, _start(p, s, dir_fd), follow)
     except OSError:
         return False
+    if mode & ~(R_OK | W_OK | X_OK):
+        return False                # EINVAL, which os.access reports as False
     if mode & W_OK and vp.mount.read_only and vp.type in (VREG, VDIR, VLNK):
         return False
     want = mode & (R_OK | W_OK | X_OK)
@@ -435,9 +449,11 @@ def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0
         if vtype is None:
             raise_errno(errno.EINVAL)
         s = pathstr(path)
-        dvp, name, _ = namei_parent(p, s, _start(p, s, dir_fd))
+        dvp, name, trailing = namei_parent(p, s, _start(p, s, dir_fd))
         if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
             raise_errno(errno.EEXIST)
+        if trailing:
+            raise_errno(errno.ENOENT)
         _may_create(p, dvp)
         if vtype in (VCHR, VBLK) and p.cred.uid != 0:
             raise_errno(errno.EPERM)
@@ -446,7 +462,7 @@ def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0
         dvp.ops.vop_create(dvp, name, Vattr(vtype, nmode, uid, gid, rdev=rdev))
         _changed(p, dvp)
     except OSError as e:
-        raise with_filename(e, path) from None
+        raise e from None
 
 
 def sys_symlink(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
@@ -454,9 +470,11 @@ def sys_symlink(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
     try:
         target = pathstr(src)
         s = pathstr(dst)
-        dvp, name, _ = namei_parent(p, s, _start(p, s, dir_fd))
+        dvp, name, trailing = namei_parent(p, s, _start(p, s, dir_fd))
         if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
             raise_errno(errno.EEXIST)
+        if trailing:
+            raise_errno(errno.ENOENT)
         _may_create(p, dvp)
         _, uid, gid = _new_owner(p, dvp, 0o777, False)
         dvp.ops.vop_symlink(dvp, name, Vattr(VLNK, 0o777, uid, gid), target)
@@ -472,16 +490,18 @@ def sys_link(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
         s = pathstr(src)
         vp = namei(p, s, _start(p, s, src_dir_fd), follow)
         d = pathstr(dst)
-        dvp, name, _ = namei_parent(p, d, _start(p, d, dst_dir_fd))
-        vn_link(p, vp, dvp, name)
+        dvp, name, trailing = namei_parent(p, d, _start(p, d, dst_dir_fd))
+        vn_link(p, vp, dvp, name, trailing)
     except OSError as e:
         raise with_filename(e, src, dst) from None
 
 
-def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str) -> None:
+def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str, trailing: bool = False) -> None:
     """link(2) of vnode ``vp`` as ``name`` in ``dvp``, in Linux's order of checks."""
     if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
         raise_errno(errno.EEXIST)
+    if trailing:
+        raise_errno(errno.ENOENT)
     if dvp.mount.read_only:
         raise_errno(errno.EROFS)
     if dvp.mount is not vp.mount:
@@ -543,6 +563,7 @@ def sys_rmdir(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
             raise_errno(errno.ENOENT)
         genfs.may_delete(p, dvp, vp, True)
         dvp.ops.vop_rmdir(dvp, name, vp)
+        vp.dead = True
         _changed(p, dvp, vp)
     except OSError as e:
         raise with_filename(e, path) from None
@@ -557,6 +578,8 @@ def sys_rename(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
         d = pathstr(dst)
         tdvp, tname, ttrail = namei_parent(p, d, _start(p, d, dst_dir_fd))
         fvp, tvp = genfs.rename(p, fdvp, fname, ftrail, tdvp, tname, ttrail, flags)
+        if tvp is not None and tvp.type is VDIR and not flags & genfs.RENAME_EXCHANGE:
+            tvp.dead = True
         _changed(p, fdvp, tdvp, fvp, tvp)
     except OSError as e:
         raise with_filename(e, src, dst) from None
@@ -655,15 +678,12 @@ def setattr_owner(p: VProc, vp: Vnode, uid: int, gid: int) -> None:
         va.uid = uid
     if gid != -1:
         va.gid = gid
-    mode = attr.st_mode
     if vp.type is not VDIR:
-        kill = mode & st.S_ISUID
-        if mode & st.S_ISGID and mode & st.S_IXGRP:
-            kill |= st.S_ISGID
+        kill = _suid_bits_to_kill(p, attr)
         if kill:
             if not owner and cred.uid != 0:
                 raise_errno(errno.EPERM)
-            va.mode = st.S_IMODE(mode) & ~kill
+            va.mode = st.S_IMODE(attr.st_mode) & ~kill
     vp.ops.vop_setattr(vp, va)
     _changed(p, vp)
 
@@ -725,10 +745,7 @@ def sys_utime(p: VProc, path: StrOrBytesPath | int,
         atime, mtime = int(ns[0]), int(ns[1])
     else:
         atime = mtime = UTIME_NOW
-    try:
-        setattr_times(p, _resolve(p, path, dir_fd, follow), atime, mtime)
-    except OSError as e:
-        raise with_filename(e, None if isinstance(path, int) else path) from None
+    setattr_times(p, _resolve(p, path, dir_fd, follow), atime, mtime)   # os sets no filename
 
 
 def sys_truncate(p: VProc, path: StrOrBytesPath | int, length: int) -> None:

@@ -81,7 +81,7 @@ class Vattr:
 class Vnode:
     """Base of every file system's nodes."""
 
-    __slots__ = ("handle", "mount", "mountedhere", "ops", "type", "usecount")
+    __slots__ = ("dead", "handle", "mount", "mountedhere", "ops", "type", "usecount")
 
     def __init__(self, vtype: VType, ops: VnodeOps, mount: Mount) -> None:
         self.type = vtype
@@ -90,6 +90,7 @@ class Vnode:
         self.usecount = 0
         self.mountedhere: Mount | None = None   # set on a directory covered by a mount
         self.handle = 0                         # kernel-wide name for FUSE; 0 = none yet
+        self.dead = False                       # a removed directory: nothing may enter it
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.type.name} use={self.usecount}>"
