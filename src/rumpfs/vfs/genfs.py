@@ -159,7 +159,7 @@ def _is_ancestor(anc: Vnode, vp: Vnode) -> bool:
     while True:
         if vp is anc:
             return True
-        if vp is root:
+        if vp is root or vp.mount is not anc.mount:   # left the mount (etfs keys)
             return False
         vp = vp.ops.vop_lookup(vp, "..")
 

@@ -94,10 +94,14 @@ class Vfs:
         factory = self.fstypes.get(fstype)
         if factory is None:
             raise_errno(errno.ENODEV)
-        self._next_dev += 1
-        mp = factory(self, os.makedev(0, 64 + self._next_dev), args)
+        mp = factory(self, self.new_dev(), args)
         self.mounts.append(mp)
         return mp
+
+    def new_dev(self) -> int:
+        """A fresh device number for a file-system instance (mounts, etfs mappings)."""
+        self._next_dev += 1
+        return os.makedev(0, 64 + self._next_dev)
 
     def mount_root(self, fstype: str) -> Vnode:
         mp = self.new_mount(fstype, MountArgs())

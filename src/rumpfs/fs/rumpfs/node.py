@@ -134,13 +134,14 @@ class RumpDir(RumpNode):
         return (len(self.entries) + 2) * BOGO_DIRENT_SIZE
 
     def attach(self, name: str, node: RumpNode) -> None:
-        """Enter ``node`` as ``name`` (which must be free)."""
+        """Enter ``node`` as ``name`` (which must be free). ``node`` may be a
+        foreign vnode with ``ino`` and ``type`` (an etfs key, pinned here)."""
         self.entries[name] = node
         self.where[name] = len(self.slots)
         self.slots.append(name)
         if node.type is VType.VDIR:
-            assert isinstance(node, RumpDir)
-            node.parent = self
+            if isinstance(node, RumpDir):   # else a foreign directory (an etfs key)
+                node.parent = self
             self.nlink += 1
 
     def detach(self, name: str) -> RumpNode:
@@ -162,8 +163,8 @@ class RumpDir(RumpNode):
         if old.type is VType.VDIR:
             self.nlink -= 1
         if node.type is VType.VDIR:
-            assert isinstance(node, RumpDir)
-            node.parent = self
+            if isinstance(node, RumpDir):
+                node.parent = self
             self.nlink += 1
         return old
 
