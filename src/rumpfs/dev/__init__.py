@@ -1,0 +1,4 @@
+"""Device drivers (rumpblk).
+
+Allowed imports: ``rumpfs.kern``, ``rumpfs.rumpuser``, ``rumpfs.errors``.
+"""
