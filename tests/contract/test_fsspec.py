@@ -21,7 +21,7 @@ import fsspec
 import pytest
 from fsspec.tests import abstract
 
-from rumpfs.frontends.fsspec import RumpFileSystem
+from rumpfs.frontends.fsspec import RumpBufferedReader, RumpFileSystem
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -172,6 +172,7 @@ def test_open_is_buffered_and_seekable(rfs: RumpFileSystem) -> None:
         f.write(b"0123456789")
     with rfs.open("/f.bin", "rb") as f:
         assert isinstance(f, io.BufferedReader) and f.seekable()
+        assert isinstance(f, RumpBufferedReader)
         assert f.size == 10
         f.seek(-3, os.SEEK_END)
         assert f.read() == b"789"
