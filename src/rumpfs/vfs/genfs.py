@@ -39,6 +39,15 @@ class GenfsOps:
     """Default vnode operations: harmless no-ops where NetBSD has genfs_nullop,
     EOPNOTSUPP where it has the default-error entry."""
 
+    def vop_lookup(self, dvp: Vnode, name: str) -> Vnode:
+        _unsupported()
+
+    def vop_probe(self, dvp: Vnode, name: str) -> Vnode | None:
+        try:
+            return self.vop_lookup(dvp, name)
+        except FileNotFoundError:
+            return None
+
     def vop_create(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
         _unsupported()
 
@@ -78,9 +87,12 @@ class GenfsOps:
         _unsupported()
 
     def vop_access(self, vp: Vnode, want: int, cred: Cred) -> bool:
+        mode, uid, gid = self.vop_perms(vp)
+        return may_access(cred, mode, uid, gid, want, is_dir=vp.type is VDIR)
+
+    def vop_perms(self, vp: Vnode) -> tuple[int, int, int]:
         attr = self.vop_getattr(vp)
-        return may_access(cred, attr.st_mode, attr.st_uid, attr.st_gid, want,
-                          is_dir=vp.type is VDIR)
+        return attr.st_mode, attr.st_uid, attr.st_gid
 
     def vop_getattr(self, vp: Vnode) -> os.stat_result:
         _unsupported()
@@ -128,12 +140,10 @@ class GenfsOps:
         pass
 
 
-def _sticky_denied(cred: Cred, dir_attr: os.stat_result, attr: os.stat_result) -> bool:
-    return bool(
-        dir_attr.st_mode & st.S_ISVTX
-        and cred.uid != attr.st_uid
-        and cred.uid != dir_attr.st_uid
-    )
+def _sticky_denied(cred: Cred, dvp: Vnode, vp: Vnode) -> bool:
+    """In a sticky directory only the owner of the file or of the directory may remove."""
+    dmode, duid, _ = dvp.ops.vop_perms(dvp)
+    return bool(dmode & st.S_ISVTX and cred.uid != duid and cred.uid != vp.ops.vop_perms(vp)[1])
 
 
 def may_delete(p: VProc, dvp: Vnode, vp: Vnode, isdir: bool) -> None:
@@ -142,7 +152,7 @@ def may_delete(p: VProc, dvp: Vnode, vp: Vnode, isdir: bool) -> None:
     if cred.uid != 0:
         if not dvp.ops.vop_access(dvp, W_OK | X_OK, cred):
             raise_errno(errno.EACCES)
-        if _sticky_denied(cred, dvp.ops.vop_getattr(dvp), vp.ops.vop_getattr(vp)):
+        if _sticky_denied(cred, dvp, vp):
             raise_errno(errno.EPERM)
     if isdir:
         if vp.type is not VDIR:

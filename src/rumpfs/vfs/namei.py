@@ -136,8 +136,6 @@ def namei_parent(p: VProc, path: str, start: Vnode) -> tuple[Vnode, str, bool]:
 def lookup_last(dvp: Vnode, name: str) -> Vnode | None:
     """Look ``name`` up in ``dvp`` without following a symlink or crossing a mount
     (the covered directory is returned); None if absent."""
-    check_name(name)
-    try:
-        return dvp.ops.vop_lookup(dvp, name)
-    except FileNotFoundError:
-        return None
+    if len(name) > NAME_MAX // 4:
+        check_name(name)
+    return dvp.ops.vop_probe(dvp, name)

@@ -106,9 +106,9 @@ def _new_owner(p: VProc, dvp: Vnode, mode: int, isdir: bool) -> tuple[int, int, 
     """(mode, uid, gid) of a new node: a setgid directory passes on its group
     (and, to directories, the setgid bit); Linux's inode_init_owner."""
     gid = p.cred.gid
-    dmode = dvp.ops.vop_getattr(dvp)
-    if dmode.st_mode & st.S_ISGID:
-        gid = dmode.st_gid
+    dmode, _, dgid = dvp.ops.vop_perms(dvp)
+    if dmode & st.S_ISGID:
+        gid = dgid
         if isdir:
             mode |= st.S_ISGID
     if (not isdir and mode & (st.S_ISGID | st.S_IXGRP) == (st.S_ISGID | st.S_IXGRP)
@@ -121,19 +121,18 @@ def _kill_suid(p: VProc, vp: Vnode) -> None:
     """Writing or truncating without privilege clears setuid, and setgid if group-executable."""
     if p.cred.uid == 0 or vp.type is not VREG:
         return
-    attr = vp.ops.vop_getattr(vp)
-    kill = _suid_bits_to_kill(p, attr)
+    mode, _, gid = vp.ops.vop_perms(vp)
+    kill = _suid_bits_to_kill(p, mode, gid)
     if kill:
-        vp.ops.vop_setattr(vp, Vattr(mode=st.S_IMODE(attr.st_mode) & ~kill, ctime_ns=_now(p)))
+        vp.ops.vop_setattr(vp, Vattr(mode=st.S_IMODE(mode) & ~kill, ctime_ns=_now(p)))
 
 
-def _suid_bits_to_kill(p: VProc, attr: os.stat_result) -> int:
+def _suid_bits_to_kill(p: VProc, mode: int, gid: int) -> int:
     """Linux's should_remove_suid + setattr_should_drop_sgid: setuid always; setgid
     when group-executable, or when the caller is neither in the group nor root."""
-    mode = attr.st_mode
     kill = mode & st.S_ISUID
     if mode & st.S_ISGID and (
-        mode & st.S_IXGRP or (p.cred.uid != 0 and not p.cred.in_group(attr.st_gid))
+        mode & st.S_IXGRP or (p.cred.uid != 0 and not p.cred.in_group(gid))
     ):
         kill |= st.S_ISGID
     return kill
@@ -679,7 +678,7 @@ def setattr_owner(p: VProc, vp: Vnode, uid: int, gid: int) -> None:
     if gid != -1:
         va.gid = gid
     if vp.type is not VDIR:
-        kill = _suid_bits_to_kill(p, attr)
+        kill = _suid_bits_to_kill(p, attr.st_mode, attr.st_gid)
         if kill:
             if not owner and cred.uid != 0:
                 raise_errno(errno.EPERM)

@@ -41,6 +41,11 @@ class VnodeOps(Protocol):
         Errors: ENOENT. ``.`` never reaches a file system."""
         ...
 
+    def vop_probe(self, dvp: Vnode, name: str) -> Vnode | None:
+        """``vop_lookup`` that answers None instead of ENOENT (the cheap miss that
+        every create needs). genfs derives it from vop_lookup."""
+        ...
+
     def vop_create(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
         """Make a new non-directory, non-symlink node ``name`` in ``dvp``.
         ``va.type`` is VREG, VFIFO, VSOCK, VBLK or VCHR; mode/uid/gid are final.
@@ -95,6 +100,11 @@ class VnodeOps(Protocol):
 
     def vop_getattr(self, vp: Vnode) -> os.stat_result:
         """All attributes, as ``os.stat`` returns them (st_ino is the file id in its mount)."""
+        ...
+
+    def vop_perms(self, vp: Vnode) -> tuple[int, int, int]:
+        """(st_mode, st_uid, st_gid): what permission checks need, cheaper than
+        getattr. genfs derives it from vop_getattr."""
         ...
 
     def vop_setattr(self, vp: Vnode, va: Vattr) -> None:

@@ -67,6 +67,10 @@ class RumpfsOps(GenfsOps):
         except KeyError:
             raise_errno(errno.ENOENT)
 
+    def vop_probe(self, dvp: Vnode, name: str) -> Vnode | None:
+        d = cast(RumpDir, dvp)
+        return d.parent if name == ".." else d.entries.get(name)
+
     def vop_create(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
         d = cast(RumpDir, dvp)
         now = self.clock.now_ns()
@@ -165,6 +169,10 @@ class RumpfsOps(GenfsOps):
 
     def vop_getattr(self, vp: Vnode) -> os.stat_result:
         return cast(RumpNode, vp).stat()
+
+    def vop_perms(self, vp: Vnode) -> tuple[int, int, int]:
+        node = cast(RumpNode, vp)
+        return node.mode, node.uid, node.gid
 
     def vop_access(self, vp: Vnode, want: int, cred: Cred) -> bool:
         node = cast(RumpNode, vp)
