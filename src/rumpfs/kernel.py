@@ -17,12 +17,15 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Self, cast
 
-from rumpfs.errors import errno, raise_errno
+from rumpfs.dev.mem import MEM_MAJOR, MemDriver
+from rumpfs.dev.rumpblk import RumpBlk
+from rumpfs.errors import errno, raise_errno, with_filename
 from rumpfs.fileio import open_file
+from rumpfs.fs.etfs import EtfsRegistry, EtfsType
 from rumpfs.fs.rumpfs import rumpfs_mount
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred
-from rumpfs.kern.devsw import DevSwitch
+from rumpfs.kern.devsw import CHAR, DevSwitch
 from rumpfs.kern.lock import KernelLock
 from rumpfs.kern.proc import Proc
 from rumpfs.rumpuser import Hypervisor
@@ -426,6 +429,7 @@ class Kernel(Process):
         self.hypervisor: Hypervisor = hypervisor if hypervisor is not None else PosixHost()
         self.clock = Clock(self.hypervisor)
         self.devsw = DevSwitch()
+        self.devsw.register(CHAR, MEM_MAJOR, MemDriver())
         self.vfs: Vfs = Vfs(self.clock, self.devsw)
         self.vfs.register_fstype("rumpfs", rumpfs_mount)
         root = self.vfs.mount_root("rumpfs")
@@ -434,6 +438,11 @@ class Kernel(Process):
         self._handles: NodeHandles | None = None
         self._shutdown_hooks: list[Any] = []
         self.running = True
+        self.rumpblk = RumpBlk(self.hypervisor)
+        self.rumpblk.attach(self.devsw)
+        self.add_shutdown_hook(self.rumpblk.close_all)
+        self.etfs = EtfsRegistry(self.vfs, self.hypervisor, self.rumpblk)
+        self.add_shutdown_hook(self.etfs.shutdown)
         super().__init__(self, self._new_proc(Cred(0, 0), root))
 
     def _new_proc(self, cred: Cred, root: Vnode, umask: int = 0o022) -> VProc:
@@ -474,6 +483,28 @@ class Kernel(Process):
         """Unmount the file system mounted at ``path``; EBUSY while in use."""
         with self._lock:
             sc.sys_unmount(self._p, path)
+
+    # -- etfs ---------------------------------------------------------------
+
+    def etfs_register(self, key: StrOrBytesPath, hostpath: StrOrBytesPath,
+                      ftype: EtfsType = EtfsType.REG, *, begin: int = 0,
+                      size: int | None = None) -> None:
+        """Map host file or directory ``hostpath`` at absolute path ``key`` (API.md)."""
+        with self._lock:
+            self.check_running()
+            try:
+                self.etfs.register(self._p, os.fsdecode(os.fspath(key)),
+                                   os.fsdecode(os.fspath(hostpath)), ftype, begin, size)
+            except OSError as e:
+                raise with_filename(e, key) from None
+
+    def etfs_remove(self, key: StrOrBytesPath) -> None:
+        """Undo the registration at ``key``; its open descriptors fail with EIO."""
+        with self._lock:
+            try:
+                self.etfs.remove(os.fsdecode(os.fspath(key)))
+            except OSError as e:
+                raise with_filename(e, key) from None
 
     # -- frontends ----------------------------------------------------------
 

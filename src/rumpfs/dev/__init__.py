@@ -1,4 +1,4 @@
-"""Device drivers (rumpblk).
+"""Device drivers (rumpblk, mem).
 
 Allowed imports: ``rumpfs.kern``, ``rumpfs.rumpuser``, ``rumpfs.errors``.
 """
