@@ -5,7 +5,8 @@ its os-like methods work in the kernel's own namespace, etfs maps host files
 and directories into it, and ``rumpfs.fuse.serve`` shows it to the host.
 """
 
+from rumpfs.fs.etfs import EtfsType
 from rumpfs.kernel import Kernel, Process
 
-__all__ = ["Kernel", "Process"]
+__all__ = ["EtfsType", "Kernel", "Process"]
 __version__ = "0.1.0"

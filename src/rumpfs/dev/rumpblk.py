@@ -46,6 +46,8 @@ class _Disk:
 class RumpBlk:
     """The rumpblk device table of one kernel: minor -> host window."""
 
+    major = RUMPBLK_DEVMAJOR
+
     def __init__(self, hyp: Hypervisor) -> None:
         self._hyp = hyp
         self._disks: dict[int, _Disk] = {}
