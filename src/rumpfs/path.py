@@ -521,6 +521,9 @@ class RumpPath:
         comps = [c for c in pattern.split("/") if c and c != "."]
         if not comps:
             raise ValueError(f"Unacceptable pattern: {pattern!r}")
+        for c in comps:
+            if "**" in c and c != "**":
+                raise ValueError("Invalid pattern: '**' can only be an entire path component")
         if pattern.endswith("/"):
             comps.append("")  # a trailing slash: directories only
         seen: set[PurePosixPath] = set()

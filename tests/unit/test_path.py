@@ -311,6 +311,8 @@ def test_glob_recursive(tree: RumpPath) -> None:
         list(tree.glob(""))
     with pytest.raises(NotImplementedError):
         list(tree.glob("/abs"))
+    with pytest.raises(ValueError, match="entire path component"):
+        list(tree.glob("a**/x"))
 
 
 def test_walk(tree: RumpPath) -> None:
