@@ -14,7 +14,8 @@ Fixtures
     ``.mountpoint`` (a str); ``.hostpath("/a/b")`` is where the kernel's
     ``/a/b`` shows on the host, for subprocesses.  Where FUSE is unavailable
     (no ``/dev/fuse``, no ``fusermount3``, or pyfuse3/trio not importable) the
-    test is skipped with the reason, unless the environment sets
+    test is skipped with the reason (also when mounting itself fails, as in
+    a container without the privilege to mount), unless the environment sets
     ``RUMPFS_REQUIRE_FUSE=1`` (as CI should), which makes it fail instead.
 
 Marker
@@ -34,12 +35,13 @@ loaded into every pytest run once rumpfs is installed, so it stays cheap);
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -164,16 +166,28 @@ def rumpfs_mount(
     """``rumpfs_kernel`` served through FUSE at a temporary directory."""
     reason = fuse_unavailable_reason()
     if reason is not None:
-        msg = f"rumpfs_mount needs FUSE: {reason}"
-        if os.environ.get(REQUIRE_FUSE_ENV) == "1":
-            pytest.fail(f"{msg} ({REQUIRE_FUSE_ENV}=1)", pytrace=False)
-        pytest.skip(msg)
+        _no_fuse(reason)
     from rumpfs.fuse import serve
 
     mnt = tmp_path_factory.mktemp("rumpfs-mnt", numbered=True)
-    with serve(rumpfs_kernel, mnt):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(serve(rumpfs_kernel, mnt))
+        except (RuntimeError, TimeoutError) as exc:
+            if "already active" in str(exc):
+                raise  # a second serve() in this process: the test's own error
+            # /dev/fuse is there but mounting is not allowed (a container
+            # without CAP_SYS_ADMIN, say): as unavailable as no /dev/fuse.
+            _no_fuse(f"mounting failed: {exc}")
         yield RumpfsMount(rumpfs_kernel, str(mnt))
     try:
         mnt.rmdir()
     except OSError:
         pass  # left for pytest's own cleanup of its temporary directories
+
+
+def _no_fuse(reason: str) -> NoReturn:
+    msg = f"rumpfs_mount needs FUSE: {reason}"
+    if os.environ.get(REQUIRE_FUSE_ENV) == "1":
+        pytest.fail(f"{msg} ({REQUIRE_FUSE_ENV}=1)", pytrace=False)
+    pytest.skip(msg)

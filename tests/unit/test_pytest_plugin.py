@@ -191,6 +191,38 @@ def test_mount_skips_cleanly_without_fuse(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines([f"*rumpfs_mount needs FUSE*{REQUIRE_FUSE_ENV}=1*"])
 
 
+def test_mount_skips_when_mounting_fails(pytester: pytest.Pytester,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeconftest(
+        """
+        import sys, types, contextlib
+
+        fake = types.ModuleType("rumpfs.fuse")
+
+        @contextlib.contextmanager
+        def serve(kernel, mountpoint):
+            raise RuntimeError("rumpfs.fuse: cannot mount: fuse: permission denied")
+            yield
+
+        fake.serve = serve
+        sys.modules["rumpfs.fuse"] = fake
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_needs_mount(rumpfs_mount):
+            raise AssertionError("must not run")
+        """
+    )
+    monkeypatch.delenv(REQUIRE_FUSE_ENV, raising=False)
+    result = run(pytester, "-rs")
+    result.assert_outcomes(skipped=1)
+    if fuse_unavailable_reason() is None:
+        result.stdout.fnmatch_lines(["*rumpfs_mount needs FUSE: mounting failed*"])
+    monkeypatch.setenv(REQUIRE_FUSE_ENV, "1")
+    run(pytester).assert_outcomes(errors=1)
+
+
 def test_mount_hostpath() -> None:
     m = RumpfsMount(kernel=None, mountpoint="/tmp/mnt")  # type: ignore[arg-type]
     assert m.hostpath("/") == "/tmp/mnt"
