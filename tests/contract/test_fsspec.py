@@ -361,3 +361,18 @@ def test_pandas_read_csv(kernel: Any) -> None:
     df.to_csv("rumpfs://out.csv", index=False, storage_options={"kernel": kernel})
     with kernel.open_file("/out.csv") as f:
         assert f.read().splitlines() == ["a,b,c", "1,2,10", "3,4,30"]
+
+
+def test_mv_across_mounts_copies(kernel: Any, tmp_path: Any) -> None:
+    from rumpfs import EtfsType
+
+    (tmp_path / "host").mkdir()
+    kernel.etfs_register("/data", str(tmp_path / "host"), EtfsType.DIR_SUBDIRS)
+    rfs = RumpFileSystem(kernel=kernel)
+    rfs.makedirs("/src/sub")
+    rfs.pipe_file("/src/sub/f", b"payload")
+    rfs.mv("/src", "/data/")  # rename gives EXDEV: copy, then delete
+    assert not rfs.exists("/src")
+    assert rfs.cat("/data/src/sub/f") == b"payload"
+    assert (tmp_path / "host" / "src" / "sub" / "f").read_bytes() == b"payload"
+    assert rfs.ls("/data", detail=False) == ["/data/src"]
