@@ -393,9 +393,9 @@ class MemHost:
     # -- Hypervisor: descriptors ------------------------------------------------
 
     def close(self, fd: int) -> None:
-        self._enter("close")
         if self._fds.pop(fd, None) is None:
             raise_errno(errno.EBADF)
+        self._enter("close")            # as on POSIX, a failing close still frees fd
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         self._enter("pread")

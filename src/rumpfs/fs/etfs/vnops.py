@@ -615,8 +615,11 @@ class EtfsOps(GenfsOps):
                 data = data[:n]
         pos = begin + offset
         done = self.hyp.pwrite(fd, data, pos)
-        while done < n:
-            w = self.hyp.pwrite(fd, data[done:], pos + done)
+        while 0 < done < n:      # a short host write: try the rest once more
+            try:
+                w = self.hyp.pwrite(fd, data[done:], pos + done)
+            except OSError:
+                break                # what was written counts; the error comes next time
             if w <= 0:
                 break
             done += w
