@@ -36,6 +36,7 @@ loaded into every pytest run once rumpfs is installed, so it stays cheap);
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
@@ -85,11 +86,17 @@ def fuse_unavailable_reason() -> str | None:
         return "/dev/fuse is not readable and writable by this user"
     if shutil.which("fusermount3") is None:
         return "fusermount3 is not installed (Debian/Ubuntu: apt install fuse3)"
-    try:
-        import pyfuse3  # noqa: F401
-        import trio  # noqa: F401
-    except ImportError as exc:
-        return f"pyfuse3/trio cannot be imported ({exc}; pip install 'rumpfs[fuse]')"
+    # find_spec, not import: the check must not load pyfuse3 (a C extension
+    # bound to the trio it first imports) into a run that may never mount --
+    # pytester's in-process runs, for one, drop newly imported modules after,
+    # and a later re-import of trio would then not match pyfuse3's.
+    for mod in ("pyfuse3", "trio"):
+        try:
+            found = importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return f"{mod} cannot be imported (pip install 'rumpfs[fuse]')"
     return None
 
 
