@@ -237,16 +237,35 @@ def _apply_etfs(k: Kernel, specs: Sequence[EtfsSpec]) -> None:
         )
 
 
+class _Stopper:
+    """SIGINT/SIGTERM end the serving loop (then the caller unmounts).
+
+    Installed before mounting, so a signal that comes while the mount is
+    still coming up is not lost: it ends serving as soon as it has started.
+    """
+
+    def __init__(self) -> None:
+        self.server: FuseServer | None = None
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.request_stop()
+
+    def serve_until_stopped(self, server: FuseServer) -> None:
+        self.server = server
+        if self.requested:
+            return
+        server.wait()
+
+
 @contextlib.contextmanager
-def _stop_on_signals(server: FuseServer) -> Iterator[None]:
-    """SIGINT/SIGTERM end the serving loop (then the caller unmounts)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        server.request_stop()
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+def _signals_stop() -> Iterator[_Stopper]:
+    stopper = _Stopper()
+    old = {sig: signal.signal(sig, stopper) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stopper
     finally:
         for sig, prev in old.items():
             signal.signal(sig, prev)
@@ -265,7 +284,7 @@ def _cmd_mount(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
 
     from rumpfs import Kernel
 
-    with Kernel() as k:
+    with Kernel() as k, _signals_stop() as stopper:
         try:
             _apply_etfs(k, args.etfs)
         except OSError as exc:
@@ -284,8 +303,7 @@ def _cmd_mount(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
             _err(f"cannot mount at {mountpoint}: {exc}")
             return 1
         try:
-            with _stop_on_signals(server):
-                server.wait()
+            stopper.serve_until_stopped(server)
         finally:
             server.stop()
     return 0
@@ -402,9 +420,9 @@ def _demo_mounted(k: Kernel, mountpoint: str, serve_on: bool) -> int:
             k.close(fd)
         _show("after an in-process change", ["cat", "etc/motd"], mountpoint)
         if serve_on:
-            print(f"\nserving at {mountpoint}; Ctrl-C (or fusermount3 -u) to stop")
-            with _stop_on_signals(server):
-                server.wait()
+            print(f"\nserving at {mountpoint}; Ctrl-C (or fusermount3 -u) to stop", flush=True)
+            with _signals_stop() as stopper:
+                stopper.serve_until_stopped(server)
     finally:
         server.stop()
     print(f"\nunmounted {mountpoint}")

@@ -6,8 +6,8 @@ requests into calls on the kernel's narrow vnode-handle API
 except that the kernel's root handle and :data:`pyfuse3.ROOT_INODE` are
 swapped (a bijection, so any handle value works).
 
-Allowed imports: the standard library, ``pyfuse3``, ``trio``, ``rumpfs.kernel``
-(constants only; the handles object is typed by :class:`NodeHandlesAPI`).
+Allowed imports: the standard library, ``pyfuse3``, ``trio``, ``rumpfs.handles``
+and ``rumpfs.kernel``.
 
 Credentials
     Every request runs as a kernel ``Process`` built from the caller's uid,
@@ -21,21 +21,28 @@ Reference counting
     in the kernel; ``forget`` takes them back. The frontend keeps its own copy
     of the counts and of the open file/directory handles so that, after the
     host goes away (unmount), it can release everything the host still held.
-    The host does not count ``.`` and ``..`` in readdirplus replies, so those
-    are given back at once.
+    The host does not count ``.`` and ``..`` in readdirplus replies, and
+    neither does ``NodeHandles.readdir``.
 
 Caching
-    Entry and attribute timeouts are 0 and ``keep_cache`` is off, so the host
-    asks again for everything and a change made in-process is visible to host
-    programs at once. In addition, in-process changes (reported through
-    ``NodeHandles.subscribe``) invalidate the host's cached pages of the
-    inode from a helper thread, which covers pages that are mapped.
+    Entry and attribute timeouts are 0 (the host asks again every time, the
+    kernel does not cache them even for a jiffy) and ``keep_cache`` is off, so
+    a change made in-process is visible to host programs at once: the host
+    refetches attributes before each read and drops cached pages whose file
+    changed (libfuse's auto_inval_data). There is deliberately no
+    ``NodeHandles.subscribe``-driven invalidation: a notification sent from
+    another thread races with the host's own GETATTR (the kernel then drops
+    the fresh reply as stale), and one sent under the kernel lock can deadlock
+    against a page the host has locked for a READ. The one case this leaves
+    open: a host program that only looks at a shared mapping of a file, with
+    no system call on it, sees in-process changes once it (or anyone) next
+    reads or stats the file.
 
 Locking
     Handlers call the kernel synchronously from the trio thread (the kernel is
-    in memory and takes its own lock). The subscribe callback runs under the
-    kernel lock, so it only queues the handle; a separate thread talks to the
-    FUSE device.
+    in memory and takes its own lock). The serving process must not touch
+    the mount's pages itself through ``mmap``: a page fault holds the GIL
+    that the server thread needs to answer it (use a subprocess).
 
 Errors
     :func:`_fuse_op` is the one place where ``OSError`` becomes
@@ -54,21 +61,21 @@ import errno
 import functools
 import logging
 import os
-import queue
 import shutil
 import stat
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pyfuse3
 import trio
 
-from rumpfs.kernel import UTIME_NOW
+from rumpfs.handles import UTIME_NOW, NodeHandles
+from rumpfs.kernel import Kernel, Process
 
-__all__ = ["FuseServer", "NodeHandlesAPI", "RumpOperations", "serve"]
+__all__ = ["FuseServer", "RumpOperations", "serve"]
 
 log = logging.getLogger("rumpfs.fuse")
 
@@ -79,71 +86,14 @@ STOP_TIMEOUT = 30.0
 _NOW_WINDOW_NS = 1_000_000_000
 
 
-class NodeHandlesAPI(Protocol):
-    """What the frontend needs of ``rumpfs.kernel.NodeHandles`` (see its docstrings)."""
-
-    ROOT: int
-
-    def process_for(self, uid: int, gid: int, groups: Sequence[int], umask: int) -> object: ...
-    def lookup(self, p: object, parent: int, name: bytes) -> os.stat_result: ...
-    def forget(self, handle: int, n: int) -> None: ...
-    def getattr(self, handle: int) -> os.stat_result: ...
-    def setattr(
-        self,
-        p: object,
-        handle: int,
-        *,
-        mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-        size: int | None = None,
-        atime_ns: int | None = None,
-        mtime_ns: int | None = None,
-        fh: int | None = None,
-    ) -> os.stat_result: ...
-    def readlink(self, p: object, handle: int) -> bytes: ...
-    def mknod(
-        self, p: object, parent: int, name: bytes, mode: int, rdev: int
-    ) -> os.stat_result: ...
-    def mkdir(self, p: object, parent: int, name: bytes, mode: int) -> os.stat_result: ...
-    def symlink(self, p: object, parent: int, name: bytes, target: bytes) -> os.stat_result: ...
-    def link(self, p: object, handle: int, newparent: int, newname: bytes) -> os.stat_result: ...
-    def unlink(self, p: object, parent: int, name: bytes) -> None: ...
-    def rmdir(self, p: object, parent: int, name: bytes) -> None: ...
-    def rename(
-        self, p: object, parent: int, name: bytes, newparent: int, newname: bytes, flags: int = 0
-    ) -> None: ...
-    def access(self, p: object, handle: int, mode: int) -> None: ...
-    def open(self, p: object, handle: int, flags: int) -> int: ...
-    def create(
-        self, p: object, parent: int, name: bytes, mode: int, flags: int
-    ) -> tuple[int, os.stat_result]: ...
-    def read(self, fh: int, size: int, offset: int) -> bytes: ...
-    def write(self, fh: int, data: bytes, offset: int) -> int: ...
-    def flush(self, fh: int) -> None: ...
-    def fsync(self, fh: int, datasync: bool) -> None: ...
-    def release(self, fh: int) -> None: ...
-    def opendir(self, p: object, handle: int) -> int: ...
-    def readdir(
-        self, dh: int, start: int, reply: Callable[[bytes, os.stat_result, int], bool]
-    ) -> None: ...
-    def releasedir(self, dh: int) -> None: ...
-    def statfs(self) -> os.statvfs_result: ...
-    def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]: ...
-
-
-class _Servable(Protocol):
-    def node_handles(self) -> NodeHandlesAPI: ...
-
-
 _S = TypeVar("_S", bound="RumpOperations")
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
 def _fuse_op(
-    fn: Callable[Concatenate[_S, _P], Awaitable[_T]],
-) -> Callable[Concatenate[_S, _P], Awaitable[_T]]:
+    fn: Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
     """OSError -> FUSEError(errno); anything else -> a log line and EIO."""
 
     @functools.wraps(fn)
@@ -187,20 +137,19 @@ def _ns(st: os.stat_result, name: str) -> int:
 
 
 class RumpOperations(pyfuse3.Operations):
-    """pyfuse3 request handlers over a kernel's :class:`NodeHandlesAPI`."""
+    """pyfuse3 request handlers over a kernel's :class:`NodeHandles`."""
 
     supports_dot_lookup = True
     enable_writeback_cache = False
     enable_acl = False
 
-    def __init__(self, handles: NodeHandlesAPI) -> None:
+    def __init__(self, handles: NodeHandles) -> None:
         super().__init__()
         self.h = handles
         self._root = handles.ROOT
         self._lookups: dict[int, int] = {}  # handle -> lookups the host holds
         self._files: set[int] = set()  # open file handles
         self._dirs: set[int] = set()  # open directory handles
-        self.loop_thread: int | None = None  # ident of the thread running the loop
 
     # -- mapping ---------------------------------------------------------------
 
@@ -213,7 +162,7 @@ class RumpOperations(pyfuse3.Operations):
 
     _ino = _handle  # the swap is its own inverse
 
-    def _proc(self, ctx: pyfuse3.RequestContext) -> object:
+    def _proc(self, ctx: pyfuse3.RequestContext) -> Process:
         uid = ctx.uid
         # root's groups never change a permission decision: skip reading /proc
         groups = () if uid == 0 else read_groups(ctx.pid)
@@ -422,22 +371,16 @@ class RumpOperations(pyfuse3.Operations):
 
     @_fuse_op
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        dots: list[int] = []
+        lookups = self._lookups
 
         def reply(name: bytes, st: os.stat_result, next_off: int) -> bool:
             if not pyfuse3.readdir_reply(token, name, self._entry(st), next_off):
                 return False
-            if name in (b".", b".."):
-                dots.append(st.st_ino)  # the host does not count these
-            else:
-                self._lookups[st.st_ino] = self._lookups.get(st.st_ino, 0) + 1
+            if name != b"." and name != b"..":  # the host counts all but these
+                lookups[st.st_ino] = lookups.get(st.st_ino, 0) + 1
             return True
 
-        try:
-            self.h.readdir(fh, start_id, reply)
-        finally:
-            for handle in dots:
-                self.h.forget(handle, 1)
+        self.h.readdir(fh, start_id, reply)
 
     @_fuse_op
     async def releasedir(self, fh: int) -> None:
@@ -508,64 +451,6 @@ def _logged(what: str) -> Iterator[None]:
         log.exception("rumpfs.fuse: %s during teardown failed", what)
 
 
-class _Invalidator:
-    """Drops the host's cached pages/attributes of inodes changed in-process.
-
-    The kernel's subscribe callback runs under the kernel lock, and telling the
-    host to invalidate may wait for a request that needs that lock, so the
-    callback only queues and this thread does the talking.
-    """
-
-    def __init__(self, ops: RumpOperations) -> None:
-        self._ops = ops
-        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="rumpfs-fuse-inval", daemon=True)
-        self._unsubscribe: Callable[[], None] | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-        subscribe = getattr(self._ops.h, "subscribe", None)
-        if subscribe is not None:
-            self._unsubscribe = subscribe(self._changed)
-
-    def _changed(self, handle: int) -> None:
-        # Changes made by FUSE requests are already known to the host.
-        if threading.get_ident() != self._ops.loop_thread:
-            self._queue.put(handle)
-
-    def _run(self) -> None:
-        while True:
-            handle = self._queue.get()
-            if handle is None:
-                return
-            pending = {handle}
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    more = self._queue.get_nowait()
-                    if more is None:
-                        self._queue.put(None)
-                        break
-                    pending.add(more)
-            for h in pending:
-                if h not in self._ops._lookups and h != self._ops._root:
-                    continue  # the host does not know it: nothing cached
-                try:
-                    pyfuse3.invalidate_inode(self._ops._ino(h))
-                except OSError:
-                    pass  # ENOENT: the host forgot it meanwhile
-                except Exception:
-                    log.exception("rumpfs.fuse: invalidate_inode(%d) failed", h)
-
-    def stop(self) -> None:
-        if self._unsubscribe is not None:
-            with _logged("unsubscribe"):
-                self._unsubscribe()
-            self._unsubscribe = None
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(STOP_TIMEOUT)
-
-
 # pyfuse3 has one session per process: this guards it.
 _session_guard = threading.Lock()
 
@@ -580,7 +465,7 @@ class FuseServer:
 
     def __init__(
         self,
-        handles: NodeHandlesAPI,
+        handles: NodeHandles,
         mountpoint: str | os.PathLike[str],
         *,
         read_only: bool = False,
@@ -600,7 +485,6 @@ class FuseServer:
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._error: BaseException | None = None
-        self._invalidator = _Invalidator(self.ops)
         self._owns_session = False
         self._initialized = False
         self._closed = False
@@ -633,13 +517,11 @@ class FuseServer:
             self._thread = threading.Thread(target=self._run, name="rumpfs-fuse", daemon=True)
             self._thread.start()
             self._wait_mounted(dev0)
-            self._invalidator.start()
         except BaseException:
             self.stop()
             raise
 
     def _run(self) -> None:
-        self.ops.loop_thread = threading.get_ident()
         try:
             trio.run(pyfuse3.main)
         except BaseException as exc:  # reported by stop()/wait()
@@ -690,7 +572,6 @@ class FuseServer:
             return
         self._closed = True
         try:
-            self._invalidator.stop()
             if self._thread is not None:
                 self.request_stop()
                 self._thread.join(STOP_TIMEOUT)
@@ -744,7 +625,7 @@ def _lazy_unmount(mountpoint: str) -> None:
 
 @contextlib.contextmanager
 def serve(
-    kernel: _Servable,
+    kernel: Kernel,
     mountpoint: str | os.PathLike[str],
     *,
     read_only: bool = False,
