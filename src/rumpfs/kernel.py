@@ -479,6 +479,12 @@ class Kernel(Process):
         with self._lock:
             sc.sys_mount(self._p, fstype, path, MountArgs(read_only=read_only))
 
+    def remount(self, path: StrOrBytesPath, read_only: bool) -> None:
+        """Make the mount at ``path`` (``/`` included) read-only or read-write again;
+        EBUSY when going read-only while a file there is open for writing."""
+        with self._lock:
+            sc.sys_remount(self._p, path, read_only)
+
     def unmount(self, path: StrOrBytesPath) -> None:
         """Unmount the file system mounted at ``path``; EBUSY while in use."""
         with self._lock:

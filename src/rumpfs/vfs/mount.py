@@ -53,7 +53,7 @@ class MountArgs:
 class Mount:
     """One mounted file system instance."""
 
-    __slots__ = ("busy", "covered", "dev", "fstype", "ops", "read_only", "root")
+    __slots__ = ("busy", "covered", "dev", "fstype", "ops", "read_only", "root", "writers")
 
     def __init__(self, fstype: str, ops: VfsOps, dev: int, read_only: bool) -> None:
         self.fstype = fstype
@@ -62,6 +62,7 @@ class Mount:
         self.read_only = read_only
         self.covered: Vnode | None = None     # the directory this mount hides; None for "/"
         self.busy = 0                         # referenced vnodes (see module docstring)
+        self.writers = 0                      # open files with write access
         self.root: Vnode                      # set by the file system's factory
 
     def __repr__(self) -> str:

@@ -160,6 +160,8 @@ def falloc(p: VProc, vp: Vnode, flags: int) -> int:
     else:
         vp.ops.vop_open(vp, flags)
     vref(vp)
+    if fp.writable:
+        vp.mount.writers += 1
     try:
         return p.fds.alloc(fp)
     except OSError:
@@ -173,6 +175,8 @@ def frele(fp: File) -> None:
     if fp.refs:
         return
     vp = fp.vp
+    if fp.writable:
+        vp.mount.writers -= 1
     try:
         if fp.dirstream:
             vp.ops.vop_closedir(vp)
@@ -843,6 +847,23 @@ def sys_mount(p: VProc, fstype: str, path: StrOrBytesPath, args: MountArgs) -> M
         vp.mountedhere = mp
         _changed(p, vp)
         return mp
+    except OSError as e:
+        raise with_filename(e, path) from None
+
+
+def sys_remount(p: VProc, path: StrOrBytesPath, read_only: bool) -> None:
+    """Change a mount between read-write and read-only (MNT_UPDATE); going
+    read-only while files are open for writing is EBUSY, as on Linux."""
+    try:
+        if p.cred.uid != 0:
+            raise_errno(errno.EPERM)
+        vp = namei(p, pathstr(path), p.cwd, True)
+        mp = vp.mount
+        if vp is not mp.root:
+            raise_errno(errno.EINVAL)
+        if read_only and not mp.read_only and mp.writers:
+            raise_errno(errno.EBUSY)
+        mp.read_only = read_only
     except OSError as e:
         raise with_filename(e, path) from None
 
