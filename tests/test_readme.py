@@ -1,6 +1,6 @@
 """Every ```python block of the README runs, so the README cannot rot.
 
-Rules (for README.md and docs/README-examples.md, its source until merged):
+Rules:
 
 - Each ```python fenced block runs on its own, in a fresh namespace, with a
   fresh temporary directory as the current directory.
@@ -29,7 +29,7 @@ from rumpfs.pytest_plugin import REQUIRE_FUSE_ENV, fuse_unavailable_reason
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = [ROOT / "README.md", ROOT / "docs" / "README-examples.md"]
+SOURCES = [ROOT / "README.md"]
 NORUN = "<!-- norun -->"
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)\s*(?P<info>[^\s`]*)")
 _FUSE_WORDS = ("rumpfs.fuse", "fuse.serve", "rumpfs_mount")
