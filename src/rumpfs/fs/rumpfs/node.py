@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["BOGO_DIRENT_SIZE", "RumpDir", "RumpLink", "RumpNode", "RumpReg"]
 
 BOGO_DIRENT_SIZE = 20       # tmpfs's directory size per entry (st_size of directories)
+_NS = 1_000_000_000
+_IFMT = {t: t.ifmt for t in VType}
 _COMPACT_MIN = 64
 
 
@@ -43,7 +45,7 @@ class RumpNode(Vnode):
                  ino: int, now: int) -> None:
         super().__init__(vtype, ops, mount)
         self.ino = ino
-        self.mode = vtype.ifmt | ((va.mode or 0) & 0o7777)
+        self.mode = _IFMT[vtype] | ((va.mode or 0) & 0o7777)
         self.uid = va.uid or 0
         self.gid = va.gid or 0
         self.nlink = 1
@@ -57,12 +59,27 @@ class RumpNode(Vnode):
         return 0
 
     def stat(self) -> os.stat_result:
-        a, m, c = self.atime, self.mtime, self.ctime
-        return os.stat_result((
-            self.mode, self.ino, self.mount.dev, self.nlink, self.uid, self.gid, self.size(),
-            a // 1_000_000_000, m // 1_000_000_000, c // 1_000_000_000,
-            a / 1e9, m / 1e9, c / 1e9, a, m, c, 4096, self.blocks(), self.rdev,
-        ))
+        return make_stat(self, self.size(), self.blocks(), self.rdev)
+
+
+def make_stat(node: RumpNode, size: int, blocks: int, rdev: int) -> os.stat_result:
+    """The stat of ``node``. Times split into seconds once per distinct value
+    (mtime == ctime after any write, all three equal after a create)."""
+    a, m, c = node.atime, node.mtime, node.ctime
+    ms = m // _NS
+    mf = m / 1e9
+    if c == m:
+        cs, cf = ms, mf
+    else:
+        cs, cf = c // _NS, c / 1e9
+    if a == m:
+        as_, af = ms, mf
+    else:
+        as_, af = a // _NS, a / 1e9
+    return os.stat_result((
+        node.mode, node.ino, node.mount.dev, node.nlink, node.uid, node.gid, size,
+        as_, ms, cs, af, mf, cf, a, m, c, 4096, blocks, rdev,
+    ))
 
 
 class RumpReg(RumpNode):
@@ -82,14 +99,8 @@ class RumpReg(RumpNode):
         return self.data.pages * 8
 
     def stat(self) -> os.stat_result:
-        # Inlined: the hot path of stat(2) on files.
-        a, m, c = self.atime, self.mtime, self.ctime
         data = self.data
-        return os.stat_result((
-            self.mode, self.ino, self.mount.dev, self.nlink, self.uid, self.gid, data.size,
-            a // 1_000_000_000, m // 1_000_000_000, c // 1_000_000_000,
-            a / 1e9, m / 1e9, c / 1e9, a, m, c, 4096, data.pages * 8, 0,
-        ))
+        return make_stat(self, data.size, data.pages * 8, 0)
 
 
 class RumpLink(RumpNode):

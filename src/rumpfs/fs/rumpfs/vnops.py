@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import cast
 
 from rumpfs.errors import errno, raise_errno
+from rumpfs.fs.rumpfs.data import SparseData
 from rumpfs.fs.rumpfs.node import RumpDir, RumpLink, RumpNode, RumpReg
 from rumpfs.fs.rumpfs.rename import exchange, rename
 from rumpfs.kern.clock import Clock
@@ -59,7 +60,7 @@ class RumpfsOps(GenfsOps):
     # -- names ---------------------------------------------------------------
 
     def vop_lookup(self, dvp: Vnode, name: str) -> Vnode:
-        d = cast(RumpDir, dvp)
+        d: RumpDir = dvp  # type: ignore[assignment]
         if name == "..":
             return d.parent
         try:
@@ -68,11 +69,11 @@ class RumpfsOps(GenfsOps):
             raise_errno(errno.ENOENT)
 
     def vop_probe(self, dvp: Vnode, name: str) -> Vnode | None:
-        d = cast(RumpDir, dvp)
+        d: RumpDir = dvp  # type: ignore[assignment]
         return d.parent if name == ".." else d.entries.get(name)
 
     def vop_create(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
-        d = cast(RumpDir, dvp)
+        d: RumpDir = dvp  # type: ignore[assignment]
         now = self.clock.now_ns()
         mp = d.mount
         ino = self._new_ino(d)
@@ -86,7 +87,7 @@ class RumpfsOps(GenfsOps):
         return node
 
     def vop_mkdir(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
-        d = cast(RumpDir, dvp)
+        d: RumpDir = dvp  # type: ignore[assignment]
         now = self.clock.now_ns()
         node = RumpDir(self, d.mount, va, self._new_ino(d), now, d)  # type: ignore[arg-type]
         d.attach(name, node)
@@ -94,7 +95,7 @@ class RumpfsOps(GenfsOps):
         return node
 
     def vop_symlink(self, dvp: Vnode, name: str, va: Vattr, target: str) -> Vnode:
-        d = cast(RumpDir, dvp)
+        d: RumpDir = dvp  # type: ignore[assignment]
         now = self.clock.now_ns()
         node = RumpLink(self, d.mount, va, self._new_ino(d), now, target)  # type: ignore[arg-type]
         d.attach(name, node)
@@ -102,7 +103,8 @@ class RumpfsOps(GenfsOps):
         return node
 
     def vop_link(self, dvp: Vnode, name: str, vp: Vnode) -> None:
-        d, node = cast(RumpDir, dvp), cast(RumpNode, vp)
+        d: RumpDir = dvp  # type: ignore[assignment]
+        node: RumpNode = vp  # type: ignore[assignment]
         if node.nlink >= 65000:
             raise_errno(errno.EMLINK)
         now = self.clock.now_ns()
@@ -111,7 +113,8 @@ class RumpfsOps(GenfsOps):
         node.ctime = d.mtime = d.ctime = now
 
     def vop_remove(self, dvp: Vnode, name: str, vp: Vnode) -> None:
-        d, node = cast(RumpDir, dvp), cast(RumpNode, vp)
+        d: RumpDir = dvp  # type: ignore[assignment]
+        node: RumpNode = vp  # type: ignore[assignment]
         d.check_unpinned(name)
         now = self.clock.now_ns()
         d.detach(name)
@@ -121,7 +124,8 @@ class RumpfsOps(GenfsOps):
             self.vop_inactive(node)
 
     def vop_rmdir(self, dvp: Vnode, name: str, vp: Vnode) -> None:
-        d, node = cast(RumpDir, dvp), cast(RumpDir, vp)
+        d: RumpDir = dvp  # type: ignore[assignment]
+        node: RumpDir = vp  # type: ignore[assignment]
         d.check_unpinned(name)
         if node.entries:
             raise_errno(errno.ENOTEMPTY)
@@ -140,7 +144,7 @@ class RumpfsOps(GenfsOps):
         exchange(cast(RumpDir, fdvp), fname, cast(RumpDir, tdvp), tname, self.clock.now_ns())
 
     def vop_readdir(self, dvp: Vnode, cookie: int) -> Iterator[Dirent]:
-        d = cast(RumpDir, dvp)
+        d: RumpDir = dvp  # type: ignore[assignment]
         self._relatime(d)
         return self._entries(d, cookie)
 
@@ -168,19 +172,19 @@ class RumpfsOps(GenfsOps):
     # -- attributes ----------------------------------------------------------
 
     def vop_getattr(self, vp: Vnode) -> os.stat_result:
-        return cast(RumpNode, vp).stat()
+        return vp.stat()  # type: ignore[attr-defined, no-any-return]
 
     def vop_perms(self, vp: Vnode) -> tuple[int, int, int]:
-        node = cast(RumpNode, vp)
+        node: RumpNode = vp  # type: ignore[assignment]
         return node.mode, node.uid, node.gid
 
     def vop_access(self, vp: Vnode, want: int, cred: Cred) -> bool:
-        node = cast(RumpNode, vp)
+        node: RumpNode = vp  # type: ignore[assignment]
         return may_access(cred, node.mode, node.uid, node.gid, want,
                           is_dir=node.type is VDIR)
 
     def vop_setattr(self, vp: Vnode, va: Vattr) -> None:
-        node = cast(RumpNode, vp)
+        node: RumpNode = vp  # type: ignore[assignment]
         if va.size is not None:
             if node.type is VDIR:
                 raise_errno(errno.EISDIR)
@@ -203,9 +207,9 @@ class RumpfsOps(GenfsOps):
     # -- data ----------------------------------------------------------------
 
     def vop_read(self, vp: Vnode, size: int, offset: int) -> bytes:
-        node = cast(RumpNode, vp)
+        node: RumpNode = vp  # type: ignore[assignment]
         if node.type is VREG:
-            data = cast(RumpReg, node).data.read(size, offset)
+            data: bytes = node.data.read(size, offset)  # type: ignore[attr-defined]
             self._relatime(node)
             return data
         if node.type is VFIFO:
@@ -215,10 +219,10 @@ class RumpfsOps(GenfsOps):
     def vop_write(
         self, vp: Vnode, data: bytes | memoryview, offset: int, append: bool
     ) -> tuple[int, int]:
-        node = cast(RumpNode, vp)
+        node: RumpNode = vp  # type: ignore[assignment]
         if node.type is not VREG:
             raise_errno(errno.EISDIR if node.type is VDIR else errno.EINVAL)
-        sparse = cast(RumpReg, node).data
+        sparse: SparseData = node.data  # type: ignore[attr-defined]
         if append:
             offset = sparse.size
         n = len(data)
@@ -229,12 +233,12 @@ class RumpfsOps(GenfsOps):
         return n, end
 
     def vop_seekhole(self, vp: Vnode, offset: int, data: bool) -> int:
-        node = cast(RumpNode, vp)
+        node: RumpNode = vp  # type: ignore[assignment]
         if node.type is not VREG:
             return super().vop_seekhole(vp, offset, data)
         return cast(RumpReg, node).data.seek_data(offset, data)
 
     def vop_inactive(self, vp: Vnode) -> None:
-        node = cast(RumpNode, vp)
+        node: RumpNode = vp  # type: ignore[assignment]
         if node.nlink == 0 and isinstance(node, RumpReg):
             node.data.clear()
