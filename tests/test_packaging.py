@@ -1,0 +1,43 @@
+"""A wheel built from the tree installs into a fresh venv and works there:
+the `rumpfs` command, `import rumpfs`, and the pytest plugin's fixture."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
+    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=600)
+    assert done.returncode == 0, f"{cmd}: {done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps",
+         "-q", "-w", dist, ROOT)
+    wheels = list(dist.glob("rumpfs-*.whl"))
+    assert len(wheels) == 1
+    env = tmp_path / "venv"
+    venv.create(env, with_pip=True)
+    py = env / "bin" / "python"
+    _run(py, "-m", "pip", "install", "-q", "--no-deps", wheels[0])
+    assert "mount" in _run(env / "bin" / "rumpfs", "--help")
+    out = _run(py, "-c", "import rumpfs, os; k = rumpfs.Kernel(); k.mkdir('/x'); "
+                         "print(k.listdir('/'), rumpfs.__version__)")
+    assert out.startswith("['x']")
+    _run(py, "-m", "pip", "install", "-q", "pytest")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "test_plugin.py").write_text(
+        "def test_fixture(rumpfs_kernel):\n"
+        "    rumpfs_kernel.mkdir('/d')\n"
+        "    assert rumpfs_kernel.listdir('/') == ['d']\n")
+    out = _run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", tmp_path / "t",
+               cwd=tmp_path / "t")
+    assert "1 passed" in out
