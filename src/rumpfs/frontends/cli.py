@@ -372,7 +372,7 @@ def _show(title: str, argv: list[str], cwd: str) -> None:
 def _cmd_demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from rumpfs import Kernel
 
-    made_dir: str | None = None
+    mountpoint: str | None = None
     if args.mountpoint is not None:
         mountpoint = os.path.abspath(args.mountpoint)
         problem = _check_mountpoint(mountpoint)
@@ -383,16 +383,16 @@ def _cmd_demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         build_demo_tree(k)
         why = _fuse_usable()
         if why is None:
-            if args.mountpoint is None:
-                made_dir = mountpoint = tempfile.mkdtemp(prefix="rumpfs-demo-")
+            made = mountpoint is None
+            where = mountpoint or tempfile.mkdtemp(prefix="rumpfs-demo-")
             try:
-                return _demo_mounted(k, mountpoint, args.serve)
+                return _demo_mounted(k, where, args.serve)
             except (OSError, RuntimeError) as exc:
                 why = f"mounting failed: {exc}"
             finally:
-                if made_dir is not None:
+                if made:
                     with contextlib.suppress(OSError):
-                        os.rmdir(made_dir)
+                        os.rmdir(where)
         print(f"(no FUSE mount: {why}; listing the kernel in-process)\n")
         print("/")
         for line in _listing(k):

@@ -61,6 +61,7 @@ import errno
 import functools
 import logging
 import os
+import reprlib
 import shutil
 import stat
 import subprocess
@@ -105,7 +106,8 @@ def _fuse_op(
         except OSError as exc:
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
         except Exception:
-            log.exception("rumpfs.fuse: %s%r failed; answering EIO", fn.__name__, args)
+            log.exception("rumpfs.fuse: %s%s failed; answering EIO", fn.__name__,
+                          reprlib.repr(args))
             raise pyfuse3.FUSEError(errno.EIO) from None
 
     return wrapper

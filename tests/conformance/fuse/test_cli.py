@@ -240,3 +240,19 @@ def test_demo_runs() -> None:
     assert "latest -> notes.txt" in res.stdout
     assert "appended in-process" in res.stdout
     assert "unmounted" in res.stdout
+
+
+def test_demo_without_fuse_lists_in_process(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from rumpfs.frontends import cli
+
+    monkeypatch.setattr(cli, "_fuse_usable", lambda: "pretend /dev/fuse is missing")
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "no FUSE mount: pretend /dev/fuse is missing" in out
+    assert "latest -> notes.txt" in out
+    assert "Welcome to rumpfs" in out
+    # the hard link shows as two names with one inode number
+    inos = {line.split("ino=")[1].split()[0] for line in out.splitlines()
+            if line.rstrip().endswith(("notes.txt", "notes.bak")) and " -> " not in line}
+    assert len(inos) == 1
