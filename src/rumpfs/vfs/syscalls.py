@@ -323,7 +323,8 @@ def _write(p: VProc, fp: File, data: Buffer, offset: int) -> tuple[int, int]:
     if p.cred.uid != 0:
         _kill_suid(p, vp)
     result = vp.ops.vop_write(vp, mv, offset, fp.append)
-    _changed(p, vp)
+    if p.ctx.watchers:
+        _changed(p, vp)
     return result
 
 

@@ -35,13 +35,6 @@ _PAGES_PER_CHUNK = CHUNK >> PAGE_SHIFT
 _FULL = (1 << _PAGES_PER_CHUNK) - 1
 
 
-def _page_bits(offset: int, length: int) -> int:
-    """Mask of the pages that bytes [offset, offset+length) of a chunk touch."""
-    first = offset >> PAGE_SHIFT
-    last = (offset + length - 1) >> PAGE_SHIFT
-    return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
-
-
 class Chunk:
     """Bytes [start, start+len(buf)) of one 256 KiB span, and its written pages."""
 
@@ -139,8 +132,9 @@ class SparseData:
         return end
 
     def _write_chunk(self, index: int, co: int, piece: bytes | memoryview) -> None:
+        # bits: the pages that bytes [co, co + n) of the chunk touch
         n = len(piece)
-        bits = _page_bits(co, n)
+        bits = ((1 << (((co + n - 1) >> PAGE_SHIFT) + 1)) - 1) ^ ((1 << (co >> PAGE_SHIFT)) - 1)
         c = self.chunks.get(index)
         if c is None:
             start = co & ~PAGE_MASK
