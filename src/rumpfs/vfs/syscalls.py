@@ -247,6 +247,8 @@ def _open_create(p: VProc, path: str, start: Vnode, flags: int, mode: int) -> tu
 def sys_open(p: VProc, path: StrOrBytesPath, flags: int, mode: int = 0o777,
              dir_fd: DirFd = None) -> int:
     try:
+        if flags & (os.O_CREAT | os.O_DIRECTORY) == os.O_CREAT | os.O_DIRECTORY:
+            raise_errno(errno.EINVAL)       # Linux >= 6.4 refuses the pair outright
         s = pathstr(path)
         start = _start(p, s, dir_fd)
         if flags & os.O_CREAT:
