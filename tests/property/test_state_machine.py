@@ -341,19 +341,25 @@ def link_targets(draw: st.DrawFn) -> str:
     return p
 
 
-modes = st.sampled_from(
+class Mode(int):
+    """A permission mode that shows in octal (in hypothesis' printed examples)."""
+
+    def __repr__(self) -> str:
+        return oct(self)
+
+
+modes = (st.sampled_from(
     [0o644, 0o600, 0o755, 0o777, 0o666, 0o000, 0o400, 0o200, 0o100, 0o700, 0o070, 0o007,
      0o1777, 0o2755, 0o4755, 0o2775, 0o6777, 0o1755, 0o3777]
-) | st.integers(0, 0o7777)
-access_modes = st.sampled_from([os.F_OK, os.R_OK, os.W_OK, os.X_OK, os.R_OK | os.W_OK,
-                                os.R_OK | os.X_OK, os.W_OK | os.X_OK, 7])
-acc_modes = st.sampled_from([os.O_RDONLY, os.O_WRONLY, os.O_RDWR])
-extra_flags = st.sets(st.sampled_from([os.O_CREAT, os.O_EXCL, os.O_TRUNC, os.O_APPEND,
-                                       os.O_DIRECTORY, os.O_NOFOLLOW]), max_size=4)
+) | st.integers(0, 0o7777)).map(Mode)
+access_modes = st.sampled_from(["F_OK", "R_OK", "W_OK", "X_OK", "R_OK|W_OK", "R_OK|X_OK",
+                                "W_OK|X_OK", "R_OK|W_OK|X_OK"])
+acc_modes = st.sampled_from(["O_RDONLY", "O_WRONLY", "O_RDWR"])
+extra_flags = st.sets(st.sampled_from(["O_CREAT", "O_EXCL", "O_TRUNC", "O_APPEND",
+                                       "O_DIRECTORY", "O_NOFOLLOW"]), max_size=4)
 offsets = st.sampled_from([0, 1, 3, 4095, 4096, 4097, 8192, 65535, 65536]) | st.integers(0, 65552)
 seek_positions = st.sampled_from([0, 1, -1, 5, 4096, 65536, -4096]) | st.integers(-16, 65552)
-seek_whence = st.sampled_from([os.SEEK_SET, os.SEEK_CUR, os.SEEK_END,
-                               os.SEEK_DATA, os.SEEK_HOLE])
+seek_whence = st.sampled_from(["SEEK_SET", "SEEK_CUR", "SEEK_END", "SEEK_DATA", "SEEK_HOLE"])
 lengths = st.sampled_from([0, 1, 2, 5, 100, 4096, 4097, 70000, -1]) | st.integers(0, 66000)
 read_sizes = st.sampled_from([0, 1, 5, 100, 4096, 70000]) | st.integers(0, 200)
 data = st.binary(min_size=0, max_size=20)
@@ -363,7 +369,17 @@ set_times = st.sampled_from(SET_TIMES)
 fd_index = st.integers(0, 15)
 
 
-seed_modes = st.sampled_from([0o755, 0o777, 0o700, 0o644, 0o1777, 0o2775, 0o555, 0o000])
+seed_modes = st.sampled_from([0o755, 0o777, 0o700, 0o644, 0o1777, 0o2775, 0o555, 0o000]).map(Mode)
+
+
+def os_bits(names: str | Iterable[str]) -> int:
+    """"O_CREAT|O_EXCL" or {"O_CREAT", "O_EXCL"} -> the int of os' constants."""
+    if isinstance(names, str):
+        names = names.split("|")
+    bits = 0
+    for n in names:
+        bits |= getattr(os, n)
+    return bits
 
 
 @st.composite
@@ -428,8 +444,8 @@ class FsLockstep(RuleBasedStateMachine):
     # -- lockstep plumbing -----------------------------------------------------------------
 
     def run(self, who: str, name: str, *args: Any,
-            project: Callable[[Any], Any] = lambda r: r, **kwargs: Any
-            ) -> dict[str, tuple[str, Any, Any]]:
+            project: Callable[[Any], Any] = lambda r: r, label: str | None = None,
+            **kwargs: Any) -> dict[str, tuple[str, Any, Any]]:
         """Call ``name`` as ``who`` on both sides; assert equal projected outcomes."""
         outs: dict[str, tuple[str, Any, Any]] = {}
         shown: dict[str, Any] = {}
@@ -440,12 +456,12 @@ class FsLockstep(RuleBasedStateMachine):
             else:
                 shown[side.name] = project_error(out[1])
             outs[side.name] = out
-        self.expect_equal(f"{who}: {name}({_fmt_args(args, kwargs)})", shown)
+        self.expect_equal(f"{who}: {name}({label or _fmt_args(args, kwargs)})", shown)
         return outs
 
     def run_fd(self, idx: int, name: str, *args: Any,
-               project: Callable[[Any], Any] = lambda r: r, **kwargs: Any
-               ) -> dict[str, tuple[str, Any, Any]]:
+               project: Callable[[Any], Any] = lambda r: r, label: str | None = None,
+               **kwargs: Any) -> dict[str, tuple[str, Any, Any]]:
         """Call ``name(fd, *args)`` on the picked open file on both sides."""
         f = self.files[idx % len(self.files)]
         outs: dict[str, tuple[str, Any, Any]] = {}
@@ -457,7 +473,8 @@ class FsLockstep(RuleBasedStateMachine):
             else:
                 shown[side.name] = project_error(out[1])
             outs[side.name] = out
-        self.expect_equal(f"{f.who}: {name}(<{f.desc}>, {_fmt_args(args, kwargs)})", shown)
+        self.expect_equal(
+            f"{f.who}: {name}(<{f.desc}>, {label or _fmt_args(args, kwargs)})", shown)
         return outs
 
     def expect_equal(self, what: str, shown: dict[str, Any]) -> None:
@@ -498,22 +515,22 @@ class FsLockstep(RuleBasedStateMachine):
                 self.run(ROOT, "chown", path, USER_UID, USER_GID, follow_symlinks=False)
         for path, kind, _, mode in reversed(entries):
             if kind != "symlink":
-                self.run(ROOT, "chmod", path, mode)
+                self.run(ROOT, "chmod", path, int(mode), label=f"{path!r}, {mode!r}")
 
     # -- descriptors -----------------------------------------------------------------------
 
     @rule(who=whos, path=paths(), acc=acc_modes, extra=extra_flags, mode=modes)
-    def open(self, who: str, path: str, acc: int, extra: set[int], mode: int) -> None:
-        flags = acc
-        for f in extra:
-            flags |= f
-        outs = self.run(who, "open", path, flags, mode, project=lambda fd: "fd")
+    def open(self, who: str, path: str, acc: str, extra: set[str], mode: int) -> None:
+        flags = os_bits([acc, *extra])
+        outs = self.run(who, "open", path, flags, int(mode), project=lambda fd: "fd",
+                        label=f"{path!r}, {_flag_names(flags)}, {mode!r}")
         self.add_files(who, outs, f"{path!r} {_flag_names(flags)}")
 
     @rule(who=whos, path=paths(), trunc=st.booleans(), excl=st.booleans(), mode=modes)
     def create(self, who: str, path: str, trunc: bool, excl: bool, mode: int) -> None:
         flags = os.O_CREAT | os.O_RDWR | (os.O_TRUNC if trunc else 0) | (os.O_EXCL if excl else 0)
-        outs = self.run(who, "open", path, flags, mode, project=lambda fd: "fd")
+        outs = self.run(who, "open", path, flags, int(mode), project=lambda fd: "fd",
+                        label=f"{path!r}, {_flag_names(flags)}, {mode!r}")
         self.add_files(who, outs, f"{path!r} {_flag_names(flags)}")
 
     @precondition(lambda self: self.files)
@@ -554,8 +571,9 @@ class FsLockstep(RuleBasedStateMachine):
         self.run_fd(idx, "pread", n, offset)
 
     @precondition(lambda self: self.files)
-    @rule(idx=fd_index, pos=seek_positions, how=seek_whence)
-    def lseek(self, idx: int, pos: int, how: int) -> None:
+    @rule(idx=fd_index, pos=seek_positions, whence=seek_whence)
+    def lseek(self, idx: int, pos: int, whence: str) -> None:
+        how = os_bits(whence)
         f = self.files[idx % len(self.files)]
         if "dirseek" in TRIAGE_IGNORE or (
                 "seekdata" in TRIAGE_IGNORE and how in (os.SEEK_DATA, os.SEEK_HOLE)):
@@ -568,12 +586,13 @@ class FsLockstep(RuleBasedStateMachine):
                 return
             if "seekdata" in TRIAGE_IGNORE and how in (os.SEEK_DATA, os.SEEK_HOLE):
                 # compare only success/errno; then realign the offsets to the host's
-                outs = self.run_fd(idx, "lseek", pos, how, project=lambda r: "offset")
+                outs = self.run_fd(idx, "lseek", pos, how, project=lambda r: "offset",
+                                   label=f"{pos}, {whence}")
                 ref = outs[self.ref.name]
                 if ref[0] == "ok":
                     self.sub[f.who].lseek(f.fds[self.sub.name], ref[1], os.SEEK_SET)
                 return
-        self.run_fd(idx, "lseek", pos, how)
+        self.run_fd(idx, "lseek", pos, how, label=f"{pos}, {whence}")
 
     @precondition(lambda self: self.files)
     @rule(idx=fd_index, length=lengths)
@@ -590,13 +609,13 @@ class FsLockstep(RuleBasedStateMachine):
     def fchmod(self, idx: int, mode: int) -> None:
         if "rule:fchmod" in TRIAGE_IGNORE:
             return
-        self.run_fd(idx, "fchmod", mode)
+        self.run_fd(idx, "fchmod", int(mode), label=repr(mode))
 
     # -- names -----------------------------------------------------------------------------
 
     @rule(who=whos, path=paths(), mode=modes)
     def mkdir(self, who: str, path: str, mode: int) -> None:
-        self.run(who, "mkdir", path, mode)
+        self.run(who, "mkdir", path, int(mode), label=f"{path!r}, {mode!r}")
 
     @rule(who=whos, path=paths())
     def rmdir(self, who: str, path: str) -> None:
@@ -626,7 +645,7 @@ class FsLockstep(RuleBasedStateMachine):
 
     @rule(who=whos, path=paths(), mode=modes)
     def chmod(self, who: str, path: str, mode: int) -> None:
-        self.run(who, "chmod", path, mode)
+        self.run(who, "chmod", path, int(mode), label=f"{path!r}, {mode!r}")
 
     @rule(who=whos, path=paths(), uid=uids, gid=gids, follow=st.booleans())
     def chown(self, who: str, path: str, uid: int, gid: int, follow: bool) -> None:
@@ -660,8 +679,8 @@ class FsLockstep(RuleBasedStateMachine):
         self.run(who, "listdir", path, project=sorted)
 
     @rule(who=whos, path=paths(), mode=access_modes)
-    def access(self, who: str, path: str, mode: int) -> None:
-        self.run(who, "access", path, mode)
+    def access(self, who: str, path: str, mode: str) -> None:
+        self.run(who, "access", path, os_bits(mode), label=f"{path!r}, {mode}")
 
     @rule(who=whos, path=paths() | st.just("/"))
     def chdir(self, who: str, path: str) -> None:
