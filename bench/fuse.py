@@ -358,7 +358,7 @@ def w_tar(d: str, tag: str, archive: Path, files: int, budget: float) -> dict[st
     try:
         subprocess.run(["rm", "-rf", target], check=True, timeout=budget, capture_output=True)
         t = time.perf_counter() - t0
-        if os.path.lexists(target) or os.path.lexists(probe):
+        if os.path.lexists(target) or os.path.lexists(probe) or target in os.listdir(d):
             out["tar.remove"] = {"failed": "rm -rf succeeded but files are still there"}
         else:
             out["tar.remove"] = _rate(files, t, "files/s", files)
@@ -366,6 +366,8 @@ def w_tar(d: str, tag: str, archive: Path, files: int, budget: float) -> dict[st
         out["tar.remove"] = {"failed": f"rm -rf did not finish within {budget:g} s"}
     except subprocess.CalledProcessError as exc:
         out["tar.remove"] = {"failed": exc.stderr.decode(errors="replace").strip()[-200:]}
+    except OSError as exc:  # listing the peer's root after rm -rf
+        out["tar.remove"] = {"failed": f"after rm -rf: {exc!r}"}
     return out
 
 
