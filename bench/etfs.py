@@ -37,8 +37,13 @@ SMALL = 4096
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
     except OSError:
         return ""
 
@@ -77,27 +82,28 @@ def main() -> None:
                 def run() -> None:
                     for off in range(0, FILE_SIZE, MIB):
                         read(fd, MIB, off)
+
                 return run
 
-            def seq_write(write: Callable[[int, bytes, int], int],
-                          fd: int) -> Callable[[], None]:
+            def seq_write(write: Callable[[int, bytes, int], int], fd: int) -> Callable[[], None]:
                 def run() -> None:
                     for off in range(0, FILE_SIZE, MIB):
                         write(fd, buf, off)
+
                 return run
 
-            def rand_read(read: Callable[[int, int, int], bytes],
-                          fd: int) -> Callable[[], None]:
+            def rand_read(read: Callable[[int, int, int], bytes], fd: int) -> Callable[[], None]:
                 def run() -> None:
                     for off in offsets:
                         read(fd, SMALL, off)
+
                 return run
 
-            def rand_write(write: Callable[[int, bytes, int], int],
-                           fd: int) -> Callable[[], None]:
+            def rand_write(write: Callable[[int, bytes, int], int], fd: int) -> Callable[[], None]:
                 def run() -> None:
                     for off in offsets:
                         write(fd, small, off)
+
                 return run
 
             cases = [
@@ -105,27 +111,49 @@ def main() -> None:
                 ("seq write 1 MiB", "REG", seq_write, k.pwrite, rfd, os.pwrite, FILE_SIZE, 0.8),
                 ("seq read 1 MiB", "BLK", seq_read, k.pread, bfd, os.pread, FILE_SIZE, 0.8),
                 ("seq write 1 MiB", "BLK", seq_write, k.pwrite, bfd, os.pwrite, FILE_SIZE, 0.8),
-                ("random read 4 KiB", "BLK", rand_read, k.pread, bfd, os.pread,
-                 len(offsets) * SMALL, 0.5),
-                ("random write 4 KiB", "BLK", rand_write, k.pwrite, bfd, os.pwrite,
-                 len(offsets) * SMALL, 0.5),
+                (
+                    "random read 4 KiB",
+                    "BLK",
+                    rand_read,
+                    k.pread,
+                    bfd,
+                    os.pread,
+                    len(offsets) * SMALL,
+                    0.5,
+                ),
+                (
+                    "random write 4 KiB",
+                    "BLK",
+                    rand_write,
+                    k.pwrite,
+                    bfd,
+                    os.pwrite,
+                    len(offsets) * SMALL,
+                    0.5,
+                ),
             ]
             for name, via, make, kcall, kfd, hcall, nbytes, target in cases:
-                host_run = make(hcall, hfd)            # type: ignore[operator]
-                kern_run = make(kcall, kfd)            # type: ignore[operator]
+                host_run = make(hcall, hfd)  # type: ignore[operator]
+                kern_run = make(kcall, kfd)  # type: ignore[operator]
                 host_run()
-                kern_run()                             # warm up
+                kern_run()  # warm up
                 ht: list[float] = []
                 kt: list[float] = []
                 for _ in range(args.rounds):
                     ht.append(_time(host_run))
                     kt.append(_time(kern_run))
                 hm, km = statistics.median(ht), statistics.median(kt)
-                results.append({
-                    "case": name, "via": via, "bytes": nbytes,
-                    "host_MBps": nbytes / hm / 1e6, "rumpfs_MBps": nbytes / km / 1e6,
-                    "ratio": hm / km, "target": target,
-                })
+                results.append(
+                    {
+                        "case": name,
+                        "via": via,
+                        "bytes": nbytes,
+                        "host_MBps": nbytes / hm / 1e6,
+                        "rumpfs_MBps": nbytes / km / 1e6,
+                        "ratio": hm / km,
+                        "target": target,
+                    }
+                )
             k.close(rfd)
             k.close(bfd)
     finally:
@@ -134,15 +162,27 @@ def main() -> None:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "benchmark": "etfs", "commit": _commit(), "python": sys.version.split()[0],
-        "rounds": args.rounds, "file_size": FILE_SIZE, "results": results,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "etfs",
+                "commit": _commit(),
+                "python": sys.version.split()[0],
+                "rounds": args.rounds,
+                "file_size": FILE_SIZE,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print("| case | via | host MB/s | rumpfs MB/s | ratio | target |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for r in results:
-        print(f"| {r['case']} | {r['via']} | {r['host_MBps']:.0f} | {r['rumpfs_MBps']:.0f} "
-              f"| {r['ratio']:.2f}x | >= {r['target']}x |")
+        print(
+            f"| {r['case']} | {r['via']} | {r['host_MBps']:.0f} | {r['rumpfs_MBps']:.0f} "
+            f"| {r['ratio']:.2f}x | >= {r['target']}x |"
+        )
 
 
 if __name__ == "__main__":
