@@ -34,11 +34,12 @@ __all__ = ["check_name", "dotdot", "lookup_last", "namei", "namei_parent"]
 
 VDIR = VType.VDIR
 VLNK = VType.VLNK
+_SHORT_NAME = NAME_MAX // 4      # a str this short is at most NAME_MAX bytes in UTF-8
 
 
 def check_name(name: str) -> None:
     """ENAMETOOLONG for a component longer than NAME_MAX bytes."""
-    if len(name) > NAME_MAX // 4 and len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+    if len(name) > _SHORT_NAME and len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
         raise_errno(errno.ENAMETOOLONG)
 
 
@@ -56,46 +57,44 @@ def dotdot(p: VProc, vp: Vnode) -> Vnode:
 
 
 def _walk(p: VProc, vp: Vnode, comps: list[str], follow: bool) -> Vnode:
-    """Resolve ``comps`` from ``vp``; see the module outline."""
+    """Resolve ``comps`` from ``vp``; see the module outline. The loop restarts
+    only when a symbolic link splices its target into the components."""
     cred = p.cred
     check_search = cred.uid != 0
-    i = 0
-    n = len(comps)
     nlinks = 0
-    while i < n:
-        name = comps[i]
-        i += 1
-        if vp.type is not VDIR:
-            raise_errno(errno.ENOTDIR)
-        if not name:
-            continue
-        if check_search and not vp.ops.vop_access(vp, X_OK, cred):
-            raise_errno(errno.EACCES)
-        if name == ".":
-            continue
-        if name == "..":
-            vp = dotdot(p, vp)
-            continue
-        if len(name) > NAME_MAX // 4:
-            check_name(name)
-        child = vp.ops.vop_lookup(vp, name)
-        while child.mountedhere is not None:
-            child = child.mountedhere.root
-        if child.type is VLNK and (i < n or follow):
-            nlinks += 1
-            if nlinks > SYMLOOP_MAX:
-                raise_errno(errno.ELOOP)
-            target = child.ops.vop_readlink(child)
-            if not target:
-                raise_errno(errno.ENOENT)
-            comps = target.split("/") + comps[i:]
-            i = 0
-            n = len(comps)
-            if target[0] == "/":
-                vp = p.root
-            continue
-        vp = child
-    return vp
+    while True:
+        last = len(comps) - 1
+        for i, name in enumerate(comps):
+            if vp.type is not VDIR:
+                raise_errno(errno.ENOTDIR)
+            if not name:
+                continue
+            if check_search and not vp.ops.vop_access(vp, X_OK, cred):
+                raise_errno(errno.EACCES)
+            if name == ".":
+                continue
+            if name == "..":
+                vp = dotdot(p, vp)
+                continue
+            if len(name) > _SHORT_NAME:
+                check_name(name)
+            child = vp.ops.vop_lookup(vp, name)
+            while child.mountedhere is not None:
+                child = child.mountedhere.root
+            if child.type is VLNK and (i < last or follow):
+                nlinks += 1
+                if nlinks > SYMLOOP_MAX:
+                    raise_errno(errno.ELOOP)
+                target = child.ops.vop_readlink(child)
+                if not target:
+                    raise_errno(errno.ENOENT)
+                comps = target.split("/") + comps[i + 1:]
+                if target[0] == "/":
+                    vp = p.root
+                break
+            vp = child
+        else:
+            return vp
 
 
 def namei(p: VProc, path: str, start: Vnode, follow: bool = True) -> Vnode:
@@ -136,6 +135,6 @@ def namei_parent(p: VProc, path: str, start: Vnode) -> tuple[Vnode, str, bool]:
 def lookup_last(dvp: Vnode, name: str) -> Vnode | None:
     """Look ``name`` up in ``dvp`` without following a symlink or crossing a mount
     (the covered directory is returned); None if absent."""
-    if len(name) > NAME_MAX // 4:
+    if len(name) > _SHORT_NAME:
         check_name(name)
     return dvp.ops.vop_probe(dvp, name)
