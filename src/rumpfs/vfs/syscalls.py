@@ -139,11 +139,11 @@ def _suid_bits_to_kill(p: VProc, mode: int, gid: int) -> int:
 
 
 def _changed(p: VProc, *vps: Vnode | None) -> None:
-    vfs = p.ctx
-    if vfs.watchers:
-        for vp in vps:
-            if vp is not None:
-                vfs.notify(vp)
+    """Notify watchers (the FUSE frontend) of changed vnodes; callers test
+    ``p.ctx.watchers`` first, so that the common case costs no call."""
+    for vp in vps:
+        if vp is not None:
+            p.ctx.notify(vp)
 
 
 # --------------------------------------------------------------------------
@@ -229,7 +229,8 @@ def _open_create(p: VProc, path: str, start: Vnode, flags: int, mode: int) -> tu
             _may_create(p, dvp)
             fmode, uid, gid = _new_owner(p, dvp, mode & 0o7777 & ~p.umask, False)
             vp = dvp.ops.vop_create(dvp, name, Vattr(VREG, fmode, uid, gid))
-            _changed(p, dvp)
+            if p.ctx.watchers:
+                _changed(p, dvp)
             return vp, True
         if flags & os.O_EXCL:
             raise_errno(errno.EEXIST)
@@ -397,7 +398,8 @@ def _truncate(p: VProc, vp: Vnode, length: int) -> None:
     _kill_suid(p, vp)
     now = _now(p)
     vp.ops.vop_setattr(vp, Vattr(size=length, mtime_ns=now, ctime_ns=now))
-    _changed(p, vp)
+    if p.ctx.watchers:
+        _changed(p, vp)
 
 
 # --------------------------------------------------------------------------
@@ -440,7 +442,8 @@ def sys_mkdir(p: VProc, path: StrOrBytesPath, mode: int = 0o777,
         _may_create(p, dvp)
         dmode, uid, gid = _new_owner(p, dvp, mode & 0o1777 & ~p.umask, True)
         dvp.ops.vop_mkdir(dvp, name, Vattr(VDIR, dmode, uid, gid))
-        _changed(p, dvp)
+        if p.ctx.watchers:
+            _changed(p, dvp)
     except OSError as e:
         raise with_filename(e, path) from None
 
@@ -466,7 +469,8 @@ def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0
         nmode, uid, gid = _new_owner(p, dvp, mode & 0o7777 & ~p.umask, False)
         rdev = device if vtype in (VCHR, VBLK) else 0
         dvp.ops.vop_create(dvp, name, Vattr(vtype, nmode, uid, gid, rdev=rdev))
-        _changed(p, dvp)
+        if p.ctx.watchers:
+            _changed(p, dvp)
     except OSError as e:
         raise e from None
 
@@ -484,7 +488,8 @@ def sys_symlink(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
         _may_create(p, dvp)
         _, uid, gid = _new_owner(p, dvp, 0o777, False)
         dvp.ops.vop_symlink(dvp, name, Vattr(VLNK, 0o777, uid, gid), target)
-        _changed(p, dvp)
+        if p.ctx.watchers:
+            _changed(p, dvp)
     except OSError as e:
         raise with_filename(e, src, dst) from None
 
@@ -529,7 +534,8 @@ def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str, trailing: bool = False) 
     if vp.ops.vop_getattr(vp).st_nlink == 0:
         raise_errno(errno.ENOENT)
     dvp.ops.vop_link(dvp, name, vp)
-    _changed(p, dvp, vp)
+    if p.ctx.watchers:
+        _changed(p, dvp, vp)
 
 
 def sys_unlink(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
@@ -547,7 +553,8 @@ def sys_unlink(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
             raise_errno(errno.EISDIR if vp.type is VDIR else errno.ENOTDIR)
         genfs.may_delete(p, dvp, vp, False)
         dvp.ops.vop_remove(dvp, name, vp)
-        _changed(p, dvp, vp)
+        if p.ctx.watchers:
+            _changed(p, dvp, vp)
     except OSError as e:
         raise with_filename(e, path) from None
 
@@ -570,7 +577,8 @@ def sys_rmdir(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
         genfs.may_delete(p, dvp, vp, True)
         dvp.ops.vop_rmdir(dvp, name, vp)
         vp.dead = True
-        _changed(p, dvp, vp)
+        if p.ctx.watchers:
+            _changed(p, dvp, vp)
     except OSError as e:
         raise with_filename(e, path) from None
 
@@ -586,7 +594,8 @@ def sys_rename(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
         fvp, tvp = genfs.rename(p, fdvp, fname, ftrail, tdvp, tname, ttrail, flags)
         if tvp is not None and tvp.type is VDIR and not flags & genfs.RENAME_EXCHANGE:
             tvp.dead = True
-        _changed(p, fdvp, tdvp, fvp, tvp)
+        if p.ctx.watchers:
+            _changed(p, fdvp, tdvp, fvp, tvp)
     except OSError as e:
         raise with_filename(e, src, dst) from None
 
@@ -653,7 +662,8 @@ def setattr_mode(p: VProc, vp: Vnode, mode: int) -> None:
     if p.cred.uid != 0 and not p.cred.in_group(attr.st_gid):
         mode &= ~st.S_ISGID
     vp.ops.vop_setattr(vp, Vattr(mode=mode, ctime_ns=_now(p)))
-    _changed(p, vp)
+    if p.ctx.watchers:
+        _changed(p, vp)
 
 
 def sys_chmod(p: VProc, path: StrOrBytesPath | int, mode: int, dir_fd: DirFd = None,
@@ -691,7 +701,8 @@ def setattr_owner(p: VProc, vp: Vnode, uid: int, gid: int) -> None:
                 raise_errno(errno.EPERM)
             va.mode = st.S_IMODE(attr.st_mode) & ~kill
     vp.ops.vop_setattr(vp, va)
-    _changed(p, vp)
+    if p.ctx.watchers:
+        _changed(p, vp)
 
 
 def sys_chown(p: VProc, path: StrOrBytesPath | int, uid: int, gid: int,
@@ -732,7 +743,8 @@ def setattr_times(p: VProc, vp: Vnode, atime_ns: int | None, mtime_ns: int | Non
     if mtime_ns is not None:
         va.mtime_ns = now if mtime_ns == UTIME_NOW else mtime_ns
     vp.ops.vop_setattr(vp, va)
-    _changed(p, vp)
+    if p.ctx.watchers:
+        _changed(p, vp)
 
 
 def sys_utime(p: VProc, path: StrOrBytesPath | int,
@@ -848,7 +860,8 @@ def sys_mount(p: VProc, fstype: str, path: StrOrBytesPath, args: MountArgs) -> M
         mp = p.ctx.new_mount(fstype, args)
         mp.covered = vref(vp)
         vp.mountedhere = mp
-        _changed(p, vp)
+        if p.ctx.watchers:
+            _changed(p, vp)
         return mp
     except OSError as e:
         raise with_filename(e, path) from None
@@ -887,7 +900,8 @@ def sys_unmount(p: VProc, path: StrOrBytesPath) -> None:
         mp.covered = None
         p.ctx.mounts.remove(mp)
         vrele(covered)
-        _changed(p, covered)
+        if p.ctx.watchers:
+            _changed(p, covered)
     except OSError as e:
         raise with_filename(e, path) from None
 
