@@ -113,17 +113,26 @@ def _entry_record(entry: os.DirEntry[Any]) -> ScandirEntry:
         except OSError as exc:
             return exc
 
+    def followed(fn: Any) -> bool:
+        # os.DirEntry.is_dir()/is_file() raise for errors other than ENOENT
+        # (ELOOP, ENOTDIR through a file); a record answers False, as for ENOENT.
+        try:
+            return bool(fn())
+        except OSError:
+            return False
+
+    lstat = guarded(entry.stat, follow_symlinks=False)     # before anything follows
     return ScandirEntry(
         name=entry.name,
         path=entry.path,
         ino=entry.inode(),
-        _is_dir=entry.is_dir(),
+        _is_dir=followed(entry.is_dir),
         _is_dir_nofollow=entry.is_dir(follow_symlinks=False),
-        _is_file=entry.is_file(),
+        _is_file=followed(entry.is_file),
         _is_file_nofollow=entry.is_file(follow_symlinks=False),
         _is_symlink=entry.is_symlink(),
         _stat=guarded(entry.stat),
-        _lstat=guarded(entry.stat, follow_symlinks=False),
+        _lstat=lstat,
     )
 
 

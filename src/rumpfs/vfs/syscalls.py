@@ -222,7 +222,9 @@ def _open_create(p: VProc, path: str, start: Vnode, flags: int, mode: int) -> tu
     symlink there unless O_EXCL/O_NOFOLLOW, creating its target if missing)."""
     for _ in range(41):
         dvp, name, trailing = namei_parent(p, path, start)
-        if trailing or name in ("", ".", ".."):
+        if name in ("", ".", ".."):     # the directory itself: it exists
+            raise_errno(errno.EEXIST if flags & os.O_EXCL else errno.EISDIR)
+        if trailing:
             raise_errno(errno.EISDIR)
         vp = lookup_last(dvp, name)
         if vp is None:
@@ -285,11 +287,11 @@ def sys_dup(p: VProc, fd: int) -> int:
 
 
 def sys_read(p: VProc, fd: int, size: int) -> bytes:
+    if size < 0:                        # os checks the size before the call
+        raise_errno(errno.EINVAL)
     fp = p.fds.get(fd)
     if not fp.readable:
         raise_errno(errno.EBADF)
-    if size < 0:
-        raise_errno(errno.EINVAL)
     if fp.dev is not None:
         data = fp.dev.d_read(fp.minor, size, fp.offset)
     else:
@@ -300,11 +302,11 @@ def sys_read(p: VProc, fd: int, size: int) -> bytes:
 
 
 def sys_pread(p: VProc, fd: int, size: int, offset: int) -> bytes:
+    if offset < 0 or size < 0:          # checked before the descriptor, as Linux does
+        raise_errno(errno.EINVAL)
     fp = p.fds.get(fd)
     if not fp.readable:
         raise_errno(errno.EBADF)
-    if offset < 0 or size < 0:
-        raise_errno(errno.EINVAL)
     if fp.dev is not None:
         return fp.dev.d_read(fp.minor, size, offset)
     vp = fp.vp
@@ -338,9 +340,9 @@ def sys_write(p: VProc, fd: int, data: Buffer) -> int:
 
 
 def sys_pwrite(p: VProc, fd: int, data: Buffer, offset: int) -> int:
-    fp = p.fds.get(fd)
     if offset < 0:
         raise_errno(errno.EINVAL)
+    fp = p.fds.get(fd)
     if fp.vp.type is VFIFO:
         raise_errno(errno.ESPIPE)
     return _write(p, fp, data, offset)[0]
@@ -351,6 +353,8 @@ def sys_lseek(p: VProc, fd: int, pos: int, how: int) -> int:
     vp = fp.vp
     if vp.type is VFIFO or vp.type is VSOCK:
         raise_errno(errno.ESPIPE)
+    if vp.type is VDIR and how not in (os.SEEK_SET, os.SEEK_CUR):
+        raise_errno(errno.EINVAL)       # directories seek only by cookie (tmpfs)
     if how == os.SEEK_SET:
         new = pos
     elif how == os.SEEK_CUR:
@@ -392,12 +396,16 @@ def sys_ftruncate(p: VProc, fd: int, length: int) -> None:
     _truncate(p, fp.vp, length)
 
 
-def _truncate(p: VProc, vp: Vnode, length: int) -> None:
+def _truncate(p: VProc, vp: Vnode, length: int, stamp: bool = True) -> None:
+    """Set the size; mtime and ctime change if ``stamp`` (ftruncate, O_TRUNC) or
+    the size does (truncate(2) to the same size touches nothing on Linux)."""
     if length > _MAX_FILE:
         raise_errno(errno.EFBIG)
     _kill_suid(p, vp)
-    now = _now(p)
-    vp.ops.vop_setattr(vp, Vattr(size=length, mtime_ns=now, ctime_ns=now))
+    va = Vattr(size=length)
+    if stamp or vp.ops.vop_getattr(vp).st_size != length:
+        va.mtime_ns = va.ctime_ns = _now(p)
+    vp.ops.vop_setattr(vp, va)
     if p.ctx.watchers:
         _changed(p, vp)
 
@@ -789,7 +797,7 @@ def vn_truncate(p: VProc, vp: Vnode, length: int) -> None:
     _check_writable_fs(vp)
     if not vp.ops.vop_access(vp, W_OK, p.cred):
         raise_errno(errno.EACCES)
-    _truncate(p, vp, length)
+    _truncate(p, vp, length, stamp=False)
 
 
 def sys_statvfs(p: VProc, path: StrOrBytesPath | int) -> os.statvfs_result:

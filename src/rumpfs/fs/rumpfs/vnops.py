@@ -167,7 +167,10 @@ class RumpfsOps(GenfsOps):
         cast(RumpDir, dvp).readers -= 1
 
     def vop_readlink(self, vp: Vnode) -> str:
-        return cast(RumpLink, vp).target
+        # Linux touches a link's atime when it is read or followed.
+        node: RumpLink = vp  # type: ignore[assignment]
+        self._relatime(node)
+        return node.target
 
     # -- attributes ----------------------------------------------------------
 
