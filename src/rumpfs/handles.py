@@ -30,7 +30,7 @@ from rumpfs.vfs import syscalls as sc
 from rumpfs.vfs.genfs import RENAME_EXCHANGE, RENAME_NOREPLACE
 from rumpfs.vfs.namei import dotdot, lookup_last
 from rumpfs.vfs.syscalls import UTIME_NOW, VProc
-from rumpfs.vfs.vnode import Vnode, VType, vref, vrele
+from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vnode, vref, vrele
 
 if TYPE_CHECKING:
     from rumpfs.kernel import Kernel, Process
@@ -123,7 +123,7 @@ class NodeHandles:
         with self._lock:
             proc = p._p
             dvp = self._vp(parent)
-            if dvp.type is not VType.VDIR:
+            if dvp.type is not VDIR:
                 raise_errno(errno.ENOTDIR)
             if proc.cred.uid != 0 and not dvp.ops.vop_access(dvp, X_OK, proc.cred):
                 raise_errno(errno.EACCES)
@@ -176,7 +176,7 @@ class NodeHandles:
     def readlink(self, p: Process, handle: int) -> bytes:
         with self._lock:
             vp = self._vp(handle)
-            if vp.type is not VType.VLNK:
+            if vp.type is not VLNK:
                 raise_errno(errno.EINVAL)
             return os.fsencode(vp.ops.vop_readlink(vp))
 
@@ -223,7 +223,7 @@ class NodeHandles:
         with self._lock:
             vp = self._vp(handle)
             if mode & os.W_OK and vp.mount.read_only and vp.type in (
-                    VType.VREG, VType.VDIR, VType.VLNK):
+                    VREG, VDIR, VLNK):
                 raise_errno(errno.EROFS)
             want = mode & (os.R_OK | os.W_OK | os.X_OK)
             if want and not vp.ops.vop_access(vp, want, p._p.cred):

@@ -33,7 +33,7 @@ from rumpfs.rumpuser.posix import PosixHost
 from rumpfs.vfs import syscalls as sc
 from rumpfs.vfs.mount import MountArgs, Vfs
 from rumpfs.vfs.syscalls import StrOrBytesPath, VProc
-from rumpfs.vfs.vnode import Vnode, VType, vref, vrele
+from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vnode, VType, vref, vrele
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer is 3.12+
@@ -64,27 +64,27 @@ class DirEntry(Generic[AnyStr]):
         return self._ino
 
     def is_symlink(self) -> bool:
-        return self._type is VType.VLNK
+        return self._type is VLNK
 
     def _followed_type(self, follow_symlinks: bool) -> VType:
-        if self._type is not VType.VLNK or not follow_symlinks:
+        if self._type is not VLNK or not follow_symlinks:
             return self._type
         try:
             return VType.from_mode(self.stat().st_mode)
         except OSError:
-            return VType.VLNK
+            return VLNK
 
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
-        return self._followed_type(follow_symlinks) is VType.VDIR
+        return self._followed_type(follow_symlinks) is VDIR
 
     def is_file(self, *, follow_symlinks: bool = True) -> bool:
-        return self._followed_type(follow_symlinks) is VType.VREG
+        return self._followed_type(follow_symlinks) is VREG
 
     def is_junction(self) -> bool:
         return False
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
-        follow = follow_symlinks and self._type is VType.VLNK
+        follow = follow_symlinks and self._type is VLNK
         if follow:
             if self._stat is None:
                 self._stat = self._proc.stat(self._target(), dir_fd=self._dir_fd)
@@ -268,7 +268,7 @@ class Process:
 
     def _isdir(self, path: str) -> bool:
         try:
-            return VType.from_mode(self.stat(path).st_mode) is VType.VDIR
+            return VType.from_mode(self.stat(path).st_mode) is VDIR
         except OSError:
             return False
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import W_OK, X_OK, Cred, may_access
 from rumpfs.vfs.namei import lookup_last
-from rumpfs.vfs.vnode import Vattr, Vnode, VType
+from rumpfs.vfs.vnode import VDIR, Vattr, Vnode
 from rumpfs.vfs.vnode_if import Dirent
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ __all__ = ["RENAME_EXCHANGE", "RENAME_NOREPLACE", "GenfsOps", "may_delete", "ren
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
-VDIR = VType.VDIR
 
 
 def _unsupported(*_args: object) -> NoReturn:

@@ -25,15 +25,13 @@ from typing import TYPE_CHECKING
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import X_OK
-from rumpfs.vfs.vnode import NAME_MAX, SYMLOOP_MAX, Vnode, VType
+from rumpfs.vfs.vnode import NAME_MAX, SYMLOOP_MAX, VDIR, VLNK, Vnode
 
 if TYPE_CHECKING:
     from rumpfs.vfs.syscalls import VProc
 
 __all__ = ["check_name", "dotdot", "lookup_last", "namei", "namei_parent"]
 
-VDIR = VType.VDIR
-VLNK = VType.VLNK
 _SHORT_NAME = NAME_MAX // 4      # a str this short is at most NAME_MAX bytes in UTF-8
 
 

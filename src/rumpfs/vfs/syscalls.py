@@ -26,7 +26,21 @@ from rumpfs.vfs import genfs
 from rumpfs.vfs.file import File
 from rumpfs.vfs.mount import Mount, MountArgs, Vfs
 from rumpfs.vfs.namei import dotdot, lookup_last, namei, namei_parent
-from rumpfs.vfs.vnode import PATH_MAX, Vattr, Vnode, VType, vref, vrele
+from rumpfs.vfs.vnode import (
+    PATH_MAX,
+    VBLK,
+    VCHR,
+    VDIR,
+    VFIFO,
+    VLNK,
+    VREG,
+    VSOCK,
+    Vattr,
+    Vnode,
+    VType,
+    vref,
+    vrele,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer is 3.12+
@@ -37,8 +51,6 @@ VProc: TypeAlias = Proc[Vnode, File, Vfs]
 StrOrBytesPath: TypeAlias = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 DirFd: TypeAlias = int | Vnode | None    # a descriptor, or a directory vnode (handle API)
 
-VREG, VDIR, VLNK = VType.VREG, VType.VDIR, VType.VLNK
-VBLK, VCHR, VFIFO, VSOCK = VType.VBLK, VType.VCHR, VType.VFIFO, VType.VSOCK
 
 _ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 _MAX_FILE = (1 << 63) - 1

@@ -33,7 +33,7 @@ from rumpfs.fs.etfs.vnops import EtfsMount, EtfsNode, EtfsOps, EtfsType, Mapping
 from rumpfs.rumpuser import HostFileType, Hypervisor
 from rumpfs.vfs.mount import Vfs
 from rumpfs.vfs.namei import lookup_last, namei
-from rumpfs.vfs.vnode import Vattr, Vnode, VType
+from rumpfs.vfs.vnode import VBLK, VCHR, VDIR, VNON, VREG, Vattr, Vnode
 
 if TYPE_CHECKING:
     from rumpfs.vfs.syscalls import VProc
@@ -119,7 +119,7 @@ class EtfsRegistry:
             vp = namei(p, "/" + "/".join(comps[:i + 1]), root, True)
             if isinstance(vp.mount, EtfsMount):
                 raise_errno(errno.EEXIST)        # below another mapping
-            if vp.type is not VType.VDIR:
+            if vp.type is not VDIR:
                 raise_errno(errno.ENOTDIR)
             dvp = vp
             depth = i + 1
@@ -164,7 +164,7 @@ class EtfsRegistry:
         if dvp.mount.read_only:
             raise_errno(errno.EROFS)
         for comp in comps[depth:-1]:        # mkdir -p, as root
-            dvp = dvp.ops.vop_mkdir(dvp, comp, Vattr(VType.VDIR, 0o755, 0, 0))
+            dvp = dvp.ops.vop_mkdir(dvp, comp, Vattr(VDIR, 0o755, 0, 0))
             self.vfs.notify(dvp)
         if not isinstance(dvp, KeyDir):
             raise_errno(errno.EOPNOTSUPP)   # only rumpfs directories hold keys
@@ -173,20 +173,20 @@ class EtfsRegistry:
         if isdir:
             m.rootfd = self.hyp.open(hostpath, os.O_RDONLY | os.O_DIRECTORY)
             s = self.hyp.fstat(m.rootfd)
-            vtype = VType.VDIR
+            vtype = VDIR
         else:
             s = self.hyp.stat(hostpath)
-            vtype = VType.VREG
+            vtype = VREG
             if ftype is not EtfsType.REG:
                 assert wsize is not None
                 m.minor = self.disks.register(hostpath, begin, wsize)
                 m.rdev = os.makedev(self.disks.major, m.minor)
-                vtype = VType.VBLK if ftype is EtfsType.BLK else VType.VCHR
+                vtype = VBLK if ftype is EtfsType.BLK else VCHR
         node = EtfsNode(vtype, self.ops, m.mount, None, comps[-1], (s.st_dev, s.st_ino))
         m.node = node
         # Not the key: namei takes a root without a covered vnode for the top
         # of the namespace. The key answers ".." itself (see vnops).
-        m.mount.root = EtfsNode(VType.VNON, self.ops, m.mount, None, "", (-1, 0))
+        m.mount.root = EtfsNode(VNON, self.ops, m.mount, None, "", (-1, 0))
         m.holder = dvp
         dvp.attach(comps[-1], node)
         if dvp.pinned is None:

@@ -44,18 +44,17 @@ from rumpfs.errors import errno, raise_errno
 from rumpfs.rumpuser import HostFileType, Hypervisor
 from rumpfs.vfs.genfs import GenfsOps
 from rumpfs.vfs.mount import Mount
-from rumpfs.vfs.vnode import Vattr, Vnode, VType
+from rumpfs.vfs.vnode import VBLK, VCHR, VDIR, VFIFO, VLNK, VNON, VREG, VSOCK, Vattr, Vnode, VType
 from rumpfs.vfs.vnode_if import Dirent
 
 __all__ = ["EtfsMount", "EtfsNode", "EtfsOps", "EtfsType", "EtfsVfsOps", "Mapping"]
 
-VREG, VDIR, VLNK, VBLK, VCHR = VType.VREG, VType.VDIR, VType.VLNK, VType.VBLK, VType.VCHR
 _ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 _DIRFD_CACHE = 64          # directory descriptors kept open per mapping
 _HOST_VTYPE = {
     HostFileType.REG: VREG, HostFileType.DIR: VDIR, HostFileType.LNK: VLNK,
-    HostFileType.BLK: VBLK, HostFileType.CHR: VCHR, HostFileType.FIFO: VType.VFIFO,
-    HostFileType.SOCK: VType.VSOCK,
+    HostFileType.BLK: VBLK, HostFileType.CHR: VCHR, HostFileType.FIFO: VFIFO,
+    HostFileType.SOCK: VSOCK,
 }
 
 
@@ -219,7 +218,7 @@ class Mapping:
 
     def child(self, dvp: EtfsNode, name: str, s: os.stat_result) -> EtfsNode:
         """The vnode of host file ``name`` in ``dvp`` whose lstat is ``s``."""
-        vtype = _HOST_VTYPE.get(HostFileType.from_mode(s.st_mode), VType.VNON)
+        vtype = _HOST_VTYPE.get(HostFileType.from_mode(s.st_mode), VNON)
         hid = (s.st_dev, s.st_ino)
         node = self.cache.get(hid)
         if node is not None and node.type is vtype and not node.unlinked:
@@ -453,7 +452,7 @@ class EtfsOps(GenfsOps):
     def _entries(ents: list[tuple[str, HostFileType, int]], start: int) -> Iterator[Dirent]:
         for i in range(start, len(ents)):
             name, ft, ino = ents[i]
-            yield name, ino, _HOST_VTYPE.get(ft, VType.VNON), i + 1
+            yield name, ino, _HOST_VTYPE.get(ft, VNON), i + 1
 
     def vop_readlink(self, vp: Vnode) -> str:
         node = cast(EtfsNode, vp)

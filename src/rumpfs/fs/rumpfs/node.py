@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.rumpfs.data import SparseData
-from rumpfs.vfs.vnode import Vattr, Vnode, VType
+from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vattr, Vnode, VType
 
 if TYPE_CHECKING:
     from rumpfs.fs.rumpfs.vfsops import RumpfsMount
@@ -89,7 +89,7 @@ class RumpReg(RumpNode):
 
     def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int,
                  now: int) -> None:
-        super().__init__(VType.VREG, ops, mount, va, ino, now)
+        super().__init__(VREG, ops, mount, va, ino, now)
         self.data = SparseData()
 
     def size(self) -> int:
@@ -110,7 +110,7 @@ class RumpLink(RumpNode):
 
     def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int, now: int,
                  target: str) -> None:
-        super().__init__(VType.VLNK, ops, mount, va, ino, now)
+        super().__init__(VLNK, ops, mount, va, ino, now)
         self.target = target
 
     def size(self) -> int:
@@ -131,7 +131,7 @@ class RumpDir(RumpNode):
 
     def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int, now: int,
                  parent: RumpDir | None) -> None:
-        super().__init__(VType.VDIR, ops, mount, va, ino, now)
+        super().__init__(VDIR, ops, mount, va, ino, now)
         self.nlink = 2
         self.parent: RumpDir = parent if parent is not None else self
         self.entries: dict[str, RumpNode] = {}
@@ -150,7 +150,7 @@ class RumpDir(RumpNode):
         self.entries[name] = node
         self.where[name] = len(self.slots)
         self.slots.append(name)
-        if node.type is VType.VDIR:
+        if node.type is VDIR:
             if isinstance(node, RumpDir):   # else a foreign directory (an etfs key)
                 node.parent = self
             self.nlink += 1
@@ -160,7 +160,7 @@ class RumpDir(RumpNode):
         node = self.entries.pop(name)
         self.slots[self.where.pop(name)] = None
         self.tombstones += 1
-        if node.type is VType.VDIR:
+        if node.type is VDIR:
             self.nlink -= 1
         if self.tombstones > _COMPACT_MIN and self.tombstones * 2 > len(self.slots) \
                 and not self.readers:
@@ -171,9 +171,9 @@ class RumpDir(RumpNode):
         """Point existing entry ``name`` at ``node``, keeping its cookie."""
         old = self.entries[name]
         self.entries[name] = node
-        if old.type is VType.VDIR:
+        if old.type is VDIR:
             self.nlink -= 1
-        if node.type is VType.VDIR:
+        if node.type is VDIR:
             if isinstance(node, RumpDir):
                 node.parent = self
             self.nlink += 1

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.rumpfs.node import RumpDir, RumpNode
-from rumpfs.vfs.vnode import VType
+from rumpfs.vfs.vnode import VDIR
 
 if TYPE_CHECKING:
     from rumpfs.fs.rumpfs.vnops import RumpfsOps
@@ -28,14 +28,14 @@ def rename(ops: RumpfsOps, fdvp: RumpDir, fname: str, fvp: RumpNode, tdvp: RumpD
     fdvp.check_unpinned(fname)
     if tvp is not None:
         tdvp.check_unpinned(tname)
-        if tvp.type is VType.VDIR and cast(RumpDir, tvp).entries:
+        if tvp.type is VDIR and cast(RumpDir, tvp).entries:
             raise_errno(errno.ENOTEMPTY)
     fdvp.detach(fname)
     if tvp is None:
         tdvp.attach(tname, fvp)
     else:
         tdvp.replace(tname, fvp)
-        tvp.nlink = 0 if tvp.type is VType.VDIR else tvp.nlink - 1
+        tvp.nlink = 0 if tvp.type is VDIR else tvp.nlink - 1
         tvp.ctime = now
         if tvp.nlink == 0 and tvp.usecount == 0:
             ops.vop_inactive(tvp)

@@ -10,7 +10,7 @@ import os
 from rumpfs.fs.rumpfs.node import RumpDir
 from rumpfs.fs.rumpfs.vnops import RumpfsOps
 from rumpfs.vfs.mount import Mount, MountArgs, Vfs
-from rumpfs.vfs.vnode import NAME_MAX, Vattr, VType
+from rumpfs.vfs.vnode import NAME_MAX, VDIR, Vattr
 
 __all__ = ["ROOT_INO", "RumpfsMount", "RumpfsVfsOps", "rumpfs_mount"]
 
@@ -28,7 +28,7 @@ class RumpfsMount(Mount):
         super().__init__("rumpfs", RumpfsVfsOps(), dev, args.read_only)
         self.vnops = RumpfsOps(vfs.clock)
         self.next_ino = ROOT_INO + 1
-        va = Vattr(VType.VDIR, 0o755, 0, 0)
+        va = Vattr(VDIR, 0o755, 0, 0)
         self.root = RumpDir(self.vnops, self, va, ROOT_INO, vfs.clock.now_ns(), None)
 
 

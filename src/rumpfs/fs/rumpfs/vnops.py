@@ -23,12 +23,11 @@ from rumpfs.fs.rumpfs.rename import exchange, rename
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred, may_access
 from rumpfs.vfs.genfs import GenfsOps
-from rumpfs.vfs.vnode import Vattr, Vnode, VType
+from rumpfs.vfs.vnode import VDIR, VFIFO, VREG, Vattr, Vnode
 from rumpfs.vfs.vnode_if import Dirent
 
 __all__ = ["RumpfsOps"]
 
-VREG, VDIR, VLNK, VFIFO = VType.VREG, VType.VDIR, VType.VLNK, VType.VFIFO
 _DAY_NS = 86_400 * 1_000_000_000
 _MAX_FILE = (1 << 63) - 1
 
