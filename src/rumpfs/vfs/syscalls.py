@@ -452,14 +452,26 @@ def sys_access(p: VProc, path: StrOrBytesPath, mode: int, dir_fd: DirFd = None,
     return not want or vp.ops.vop_access(vp, want, p.cred)
 
 
+def _namei_create(p: VProc, path: StrOrBytesPath, dir_fd: DirFd,
+                  isdir: bool = False) -> tuple[Vnode, str]:
+    """The parent and name of a node about to be made, checked as Linux's
+    filename_create: the name must be free (EEXIST; "." and ".." exist), a
+    trailing slash only names a directory (ENOENT otherwise), the parent must
+    take new entries (EROFS, ENOENT when removed, EACCES)."""
+    s = pathstr(path)
+    dvp, name, trailing = namei_parent(p, s, _start(p, s, dir_fd))
+    if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
+        raise_errno(errno.EEXIST)
+    if trailing and not isdir:
+        raise_errno(errno.ENOENT)
+    _may_create(p, dvp)
+    return dvp, name
+
+
 def sys_mkdir(p: VProc, path: StrOrBytesPath, mode: int = 0o777,
               dir_fd: DirFd = None) -> None:
     try:
-        s = pathstr(path)
-        dvp, name, _ = namei_parent(p, s, _start(p, s, dir_fd))
-        if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
-            raise_errno(errno.EEXIST)
-        _may_create(p, dvp)
+        dvp, name = _namei_create(p, path, dir_fd, isdir=True)
         dmode, uid, gid = _new_owner(p, dvp, mode & 0o1777 & ~p.umask, True)
         dvp.ops.vop_mkdir(dvp, name, Vattr(VDIR, dmode, uid, gid))
         if p.ctx.watchers:
@@ -470,42 +482,29 @@ def sys_mkdir(p: VProc, path: StrOrBytesPath, mode: int = 0o777,
 
 def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0,
               dir_fd: DirFd = None) -> None:
-    try:
-        ifmt = st.S_IFMT(mode) or st.S_IFREG
-        if ifmt == st.S_IFDIR:
-            raise_errno(errno.EPERM)
-        vtype = _MKNOD_TYPES.get(ifmt)
-        if vtype is None:
-            raise_errno(errno.EINVAL)
-        s = pathstr(path)
-        dvp, name, trailing = namei_parent(p, s, _start(p, s, dir_fd))
-        if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
-            raise_errno(errno.EEXIST)
-        if trailing:
-            raise_errno(errno.ENOENT)
-        _may_create(p, dvp)
-        if vtype in (VCHR, VBLK) and p.cred.uid != 0:
-            raise_errno(errno.EPERM)
-        nmode, uid, gid = _new_owner(p, dvp, mode & 0o7777 & ~p.umask, False)
-        rdev = device if vtype in (VCHR, VBLK) else 0
-        dvp.ops.vop_create(dvp, name, Vattr(vtype, nmode, uid, gid, rdev=rdev))
-        if p.ctx.watchers:
-            _changed(p, dvp)
-    except OSError as e:
-        raise e from None
+    """mknod(2); ``os.mknod`` sets no filename on its errors."""
+    ifmt = st.S_IFMT(mode) or st.S_IFREG
+    if ifmt == st.S_IFDIR:
+        raise_errno(errno.EPERM)
+    vtype = _MKNOD_TYPES.get(ifmt)
+    if vtype is None:
+        raise_errno(errno.EINVAL)
+    dvp, name = _namei_create(p, path, dir_fd)
+    device_node = vtype is VCHR or vtype is VBLK
+    if device_node and p.cred.uid != 0:
+        raise_errno(errno.EPERM)
+    nmode, uid, gid = _new_owner(p, dvp, mode & 0o7777 & ~p.umask, False)
+    rdev = device if device_node else 0
+    dvp.ops.vop_create(dvp, name, Vattr(vtype, nmode, uid, gid, rdev=rdev))
+    if p.ctx.watchers:
+        _changed(p, dvp)
 
 
 def sys_symlink(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
                 dir_fd: DirFd = None) -> None:
     try:
         target = pathstr(src)
-        s = pathstr(dst)
-        dvp, name, trailing = namei_parent(p, s, _start(p, s, dir_fd))
-        if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
-            raise_errno(errno.EEXIST)
-        if trailing:
-            raise_errno(errno.ENOENT)
-        _may_create(p, dvp)
+        dvp, name = _namei_create(p, dst, dir_fd)
         _, uid, gid = _new_owner(p, dvp, 0o777, False)
         dvp.ops.vop_symlink(dvp, name, Vattr(VLNK, 0o777, uid, gid), target)
         if p.ctx.watchers:
