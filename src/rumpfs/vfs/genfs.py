@@ -76,6 +76,9 @@ class GenfsOps:
     def vop_readdir(self, dvp: Vnode, cookie: int) -> Iterator[Dirent]:
         raise_errno(errno.ENOTDIR)
 
+    def vop_listnames(self, dvp: Vnode) -> list[str]:
+        return [ent[0] for ent in self.vop_readdir(dvp, 0)]
+
     def vop_opendir(self, dvp: Vnode) -> None:
         pass
 

@@ -656,7 +656,7 @@ def sys_readdir(p: VProc, path: StrOrBytesPath | int) -> list[tuple[str, VType, 
 def sys_listdir(p: VProc, path: StrOrBytesPath | int) -> list[str]:
     try:
         vp = _opendir_vnode(p, path)
-        return [ent[0] for ent in vp.ops.vop_readdir(vp, 0)]
+        return vp.ops.vop_listnames(vp)
     except OSError as e:
         raise with_filename(e, path) from None
 

@@ -92,6 +92,11 @@ class VnodeOps(Protocol):
         An entry present for the whole listing is yielded exactly once."""
         ...
 
+    def vop_listnames(self, dvp: Vnode) -> list[str]:
+        """The names ``vop_readdir(dvp, 0)`` would yield, in its order (listdir's
+        fast path). genfs derives it from vop_readdir."""
+        ...
+
     def vop_opendir(self, dvp: Vnode) -> None:
         """A directory stream opens on ``dvp``: cookies must stay valid until closedir."""
         ...

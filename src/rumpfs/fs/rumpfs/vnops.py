@@ -159,6 +159,11 @@ class RumpfsOps(GenfsOps):
                 node = entries[name]
                 yield name, node.ino, node.type, i
 
+    def vop_listnames(self, dvp: Vnode) -> list[str]:
+        d: RumpDir = dvp  # type: ignore[assignment]
+        self._relatime(d)
+        return list(d.entries)      # dict order is cookie order (see node.RumpDir)
+
     def vop_opendir(self, dvp: Vnode) -> None:
         cast(RumpDir, dvp).readers += 1
 
