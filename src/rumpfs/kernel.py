@@ -466,10 +466,16 @@ class Kernel(Process):
             self._exit(process._p)
 
     def _exit(self, proc: VProc) -> None:
+        # A Process used after its exit finds no descriptors and stands at
+        # the kernel's root again (whose references never block an unmount).
         for fd, _ in proc.fds.items():
             sc.sys_close(proc, fd)
-        vrele(proc.cwd)
-        vrele(proc.root)
+        root = self.vfs.rootvnode
+        assert root is not None
+        old_cwd, old_root = proc.cwd, proc.root
+        proc.cwd, proc.root = vref(root), vref(root)
+        vrele(old_cwd)
+        vrele(old_root)
         self._procs.pop(proc.pid, None)
 
     # -- mounts -------------------------------------------------------------

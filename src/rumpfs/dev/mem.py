@@ -8,8 +8,6 @@ makedev(1, 3))`` gives a working /dev/null inside a kernel.
 
 from __future__ import annotations
 
-import os
-
 from rumpfs.errors import errno, raise_errno
 
 __all__ = ["MEM_MAJOR", "MemDriver"]
@@ -40,8 +38,3 @@ class MemDriver:
 
     def d_size(self, minor: int) -> int:
         return 0
-
-
-def mem_rdev(minor: int) -> int:
-    """The rdev of mem device ``minor``."""
-    return os.makedev(MEM_MAJOR, minor)

@@ -19,7 +19,7 @@ import stat as st
 from typing import TYPE_CHECKING, TypeAlias
 
 from rumpfs.errors import errno, raise_errno, with_filename
-from rumpfs.kern.cred import R_OK, W_OK, X_OK, may_access
+from rumpfs.kern.cred import R_OK, W_OK, X_OK
 from rumpfs.kern.devsw import BLOCK, CHAR
 from rumpfs.kern.proc import Proc
 from rumpfs.vfs import genfs
@@ -923,9 +923,3 @@ def sys_unmount(p: VProc, path: StrOrBytesPath) -> None:
             _changed(p, covered)
     except OSError as e:
         raise with_filename(e, path) from None
-
-
-def may_access_attr(p: VProc, attr: os.stat_result, want: int) -> bool:
-    """``may_access`` over a stat result (for callers holding attributes already)."""
-    return may_access(p.cred, attr.st_mode, attr.st_uid, attr.st_gid, want,
-                      is_dir=st.S_ISDIR(attr.st_mode))

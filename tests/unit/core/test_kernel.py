@@ -279,3 +279,16 @@ def test_handles_notify_in_process_changes_only(k: Kernel) -> None:
     seen.clear()
     k.mkdir("/d/after")
     assert seen == []
+
+
+def test_exit_process_releases_descriptors_and_cwd(k: Kernel) -> None:
+    k.mkdir("/d")
+    k.mount("rumpfs", "/d")
+    p = k.process(uid=0)
+    p.chdir("/d")
+    fd = p.open("/d/f", os.O_CREAT | os.O_WRONLY)
+    expect(errno.EBUSY, k.unmount, "/d")
+    k.exit_process(p)
+    expect(errno.EBADF, p.write, fd, b"x")
+    k.unmount("/d")
+    assert p.getcwd() == "/"
