@@ -198,15 +198,7 @@ class Mapping:
         if base < 0:
             raise_errno(errno.EIO)
         for n in reversed(chain):
-            fd = self.hyp.openat(base, n.name, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                s = self.hyp.fstat(fd)
-            except OSError:
-                self.hyp.close(fd)
-                raise
-            if (s.st_dev, s.st_ino) != n.hid:
-                self.hyp.close(fd)
-                raise_errno(errno.ENOENT)
+            fd = open_same(self.hyp, base, n.name, os.O_RDONLY | os.O_DIRECTORY, n.hid)
             cache[n] = fd
             base = fd
         return base
@@ -228,6 +220,22 @@ class Mapping:
         node = EtfsNode(vtype, cast(EtfsOps, dvp.ops), self.mount, dvp, name, hid)
         self.cache[hid] = node
         return node
+
+
+def open_same(hyp: Hypervisor, dirfd: int, name: str, flags: int,
+              hid: tuple[int, int]) -> int:
+    """openat(dirfd, name) that must reach the host file ``hid`` (st_dev, st_ino):
+    anything swapped in under that name since the lookup gives ENOENT."""
+    fd = hyp.openat(dirfd, name, flags)
+    try:
+        s = hyp.fstat(fd)
+    except OSError:
+        hyp.close(fd)
+        raise
+    if (s.st_dev, s.st_ino) != hid:
+        hyp.close(fd)
+        raise_errno(errno.ENOENT)
+    return fd
 
 
 class EtfsOps(GenfsOps):
@@ -262,16 +270,7 @@ class EtfsOps(GenfsOps):
         if node.parent is None:
             return self.hyp.open(m.hostpath, acc)
         dfd, name = self._at(m, node)
-        fd = self.hyp.openat(dfd, name, acc)
-        try:
-            s = self.hyp.fstat(fd)
-        except OSError:
-            self.hyp.close(fd)
-            raise
-        if (s.st_dev, s.st_ino) != node.hid:
-            self.hyp.close(fd)
-            raise_errno(errno.ENOENT)
-        return fd
+        return open_same(self.hyp, dfd, name, acc, node.hid)
 
     def _check_present(self, node: EtfsNode, fd: int) -> os.stat_result:
         """fstat of an open host file; EIO if it was removed on the host."""

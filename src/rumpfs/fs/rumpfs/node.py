@@ -92,12 +92,6 @@ class RumpReg(RumpNode):
         super().__init__(VREG, ops, mount, va, ino, now)
         self.data = SparseData()
 
-    def size(self) -> int:
-        return self.data.size
-
-    def blocks(self) -> int:
-        return self.data.pages * 8
-
     def stat(self) -> os.stat_result:
         data = self.data
         return make_stat(self, data.size, data.pages * 8, 0)

@@ -44,8 +44,12 @@ class RumpfsOps(GenfsOps):
         mp.next_ino = ino + 1       # type: ignore[attr-defined]
         return ino
 
-    def _touch_dir(self, dvp: RumpDir, now: int) -> None:
-        dvp.mtime = dvp.ctime = now
+    @staticmethod
+    def _enter(d: RumpDir, name: str, node: RumpNode, now: int) -> RumpNode:
+        """Attach a new node as ``name``: the directory's mtime and ctime change."""
+        d.attach(name, node)
+        d.mtime = d.ctime = now
+        return node
 
     def _relatime(self, node: RumpNode) -> None:
         """Update atime as a relatime mount does: once after each change, or daily."""
@@ -81,25 +85,19 @@ class RumpfsOps(GenfsOps):
             node = RumpReg(self, mp, va, ino, now)   # type: ignore[arg-type]
         else:
             node = RumpNode(va.type, self, mp, va, ino, now)   # type: ignore[arg-type]
-        d.attach(name, node)
-        d.mtime = d.ctime = now
-        return node
+        return self._enter(d, name, node, now)
 
     def vop_mkdir(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
         d: RumpDir = dvp  # type: ignore[assignment]
         now = self.clock.now_ns()
         node = RumpDir(self, d.mount, va, self._new_ino(d), now, d)  # type: ignore[arg-type]
-        d.attach(name, node)
-        d.mtime = d.ctime = now
-        return node
+        return self._enter(d, name, node, now)
 
     def vop_symlink(self, dvp: Vnode, name: str, va: Vattr, target: str) -> Vnode:
         d: RumpDir = dvp  # type: ignore[assignment]
         now = self.clock.now_ns()
         node = RumpLink(self, d.mount, va, self._new_ino(d), now, target)  # type: ignore[arg-type]
-        d.attach(name, node)
-        d.mtime = d.ctime = now
-        return node
+        return self._enter(d, name, node, now)
 
     def vop_link(self, dvp: Vnode, name: str, vp: Vnode) -> None:
         d: RumpDir = dvp  # type: ignore[assignment]
