@@ -480,10 +480,25 @@ class Kernel(Process):
 
     # -- mounts -------------------------------------------------------------
 
-    def mount(self, fstype: str, path: StrOrBytesPath, read_only: bool = False) -> None:
-        """Mount a fresh ``fstype`` instance on directory ``path``."""
+    def mount(self, fstype: str, path: StrOrBytesPath, read_only: bool = False, *,
+              device: StrOrBytesPath | None = None,
+              options: dict[str, object] | None = None) -> None:
+        """Mount a fresh ``fstype`` instance on directory ``path``; a disk file
+        system (``ext2``...) on ``device``, a block-device node of this kernel
+        (docs/blockdev.md). ENODEV: unknown type; ENOTBLK: not a block device;
+        EBUSY: device mounted or open for writing; EACCES: read-write on a
+        read-only device. ``options={"bufcache": BYTES}`` sets the buffer
+        cache's budget (one cache per kernel)."""
         with self._lock:
-            sc.sys_mount(self._p, fstype, path, MountArgs(read_only=read_only))
+            self.check_running()
+            sc.sys_mount(self._p, fstype, path,
+                         MountArgs(read_only=read_only, options=options), device)
+
+    def sync(self) -> None:
+        """Write every mount's dirty state to its device and fsync it
+        (sync(2)); the first error is raised after every mount was tried."""
+        with self._lock:
+            sc.sys_sync(self._p)
 
     def remount(self, path: StrOrBytesPath, read_only: bool) -> None:
         """Make the mount at ``path`` (``/`` included) read-only or read-write again;
@@ -500,13 +515,15 @@ class Kernel(Process):
 
     def etfs_register(self, key: StrOrBytesPath, hostpath: StrOrBytesPath,
                       ftype: EtfsType = EtfsType.REG, *, begin: int = 0,
-                      size: int | None = None) -> None:
-        """Map host file or directory ``hostpath`` at absolute path ``key`` (API.md)."""
+                      size: int | None = None, read_only: bool = False) -> None:
+        """Map host file or directory ``hostpath`` at absolute path ``key`` (API.md);
+        ``read_only`` makes a BLK/CHR device that refuses writers (EACCES)."""
         with self._lock:
             self.check_running()
             try:
                 self.etfs.register(self._p, os.fsdecode(os.fspath(key)),
-                                   os.fsdecode(os.fspath(hostpath)), ftype, begin, size)
+                                   os.fsdecode(os.fspath(hostpath)), ftype, begin, size,
+                                   read_only)
             except OSError as e:
                 raise with_filename(e, key) from None
 
@@ -546,9 +563,13 @@ class Kernel(Process):
                         sc.sys_close(proc, fd)
                     except OSError:
                         pass
+            # Disk file systems write their last state before the drivers go.
+            err = self.vfs.shutdown_devices()
             for hook in reversed(self._shutdown_hooks):
                 hook()
             self._shutdown_hooks.clear()
+            if err is not None:
+                raise err               # a write that failed is never dropped silently
 
     def check_running(self) -> None:
         if not self.running:

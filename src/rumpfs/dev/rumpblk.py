@@ -60,16 +60,21 @@ class RumpBlk:
         devsw.register(BLOCK, RUMPBLK_DEVMAJOR, self.block)
         devsw.register(CHAR, RUMPBLK_DEVMAJOR, self.char)
 
-    def register(self, hostpath: str, begin: int, size: int) -> int:
-        """Open ``hostpath`` and make a device of its window; returns the minor."""
-        try:
-            fd = self._hyp.open(hostpath, os.O_RDWR)
-            writable = True
-        except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EROFS, errno.EPERM):
-                raise
+    def register(self, hostpath: str, begin: int, size: int, read_only: bool = False) -> int:
+        """Open ``hostpath`` and make a device of its window; returns the minor.
+        ``read_only`` opens the host file read-only (the device refuses
+        writers with EACCES, as a write-protected disk)."""
+        fd = -1
+        writable = False
+        if not read_only:
+            try:
+                fd = self._hyp.open(hostpath, os.O_RDWR)
+                writable = True
+            except OSError as e:
+                if e.errno not in (errno.EACCES, errno.EROFS, errno.EPERM):
+                    raise
+        if fd < 0:
             fd = self._hyp.open(hostpath, os.O_RDONLY)
-            writable = False
         minor = self._next_minor
         self._next_minor += 1
         self._disks[minor] = _Disk(fd, begin, size, writable)

@@ -22,8 +22,8 @@ class File:
     """An open file description: vnode, offset, status flags."""
 
     __slots__ = (
-        "append", "dev", "dirstream", "flags", "minor", "offset", "readable", "refs", "vp",
-        "writable",
+        "append", "blk_writers", "dev", "dirstream", "flags", "minor", "offset", "rdev",
+        "readable", "refs", "vp", "writable",
     )
 
     def __init__(self, vp: Vnode, flags: int) -> None:
@@ -37,4 +37,7 @@ class File:
         self.refs = 1
         self.dev: Driver | None = None      # device driver for VBLK/VCHR opens
         self.minor = 0
+        self.rdev = 0                       # VBLK/VCHR: the node's device number
+        # VBLK open for writing: the Vfs's writer counts (rdev -> opens), for EBUSY
+        self.blk_writers: dict[int, int] | None = None
         self.dirstream = False              # vop_opendir was called for this open

@@ -21,7 +21,8 @@ from typing import Protocol
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.devsw import DevSwitch
-from rumpfs.vfs.vnode import Vnode
+from rumpfs.vfs.bio import BlockDev, BufCache
+from rumpfs.vfs.vnode import VBLK, Vnode
 
 __all__ = ["FsType", "Mount", "MountArgs", "Vfs", "VfsOps"]
 
@@ -38,7 +39,15 @@ class VfsOps(Protocol):
         ...
 
     def vfs_unmount(self, mp: Mount) -> None:
-        """Release everything ``mp`` holds; the VFS has checked it is not busy."""
+        """Release everything ``mp`` holds; the VFS has checked it is not busy.
+        A disk file system writes its final state (bdwrite is enough: the VFS
+        then flushes and invalidates the device's buffers)."""
+        ...
+
+    def vfs_sync(self, mp: Mount) -> None:
+        """Push the file system's in-memory state (inodes, bitmaps, superblock)
+        into the buffer cache; the VFS then flushes the device (sync, fsync,
+        unmount, shutdown). File systems without a device do nothing."""
         ...
 
 
@@ -48,12 +57,15 @@ class MountArgs:
 
     read_only: bool = False
     options: dict[str, object] | None = None
+    device: BlockDev | None = None        # the opened block device, for disk file systems
 
 
 class Mount:
     """One mounted file system instance."""
 
-    __slots__ = ("busy", "covered", "dev", "fstype", "ops", "read_only", "root", "writers")
+    __slots__ = (
+        "busy", "covered", "dev", "device", "fstype", "ops", "read_only", "root", "writers",
+    )
 
     def __init__(self, fstype: str, ops: VfsOps, dev: int, read_only: bool) -> None:
         self.fstype = fstype
@@ -63,6 +75,7 @@ class Mount:
         self.covered: Vnode | None = None     # the directory this mount hides; None for "/"
         self.busy = 0                         # referenced vnodes (see module docstring)
         self.writers = 0                      # open files with write access
+        self.device: BlockDev | None = None   # set by sys_mount for disk file systems
         self.root: Vnode                      # set by the file system's factory
 
     def __repr__(self) -> str:
@@ -86,18 +99,109 @@ class Vfs:
         self.rootvnode: Vnode | None = None
         self.watchers: list[Callable[[Vnode], None]] = []
         self.quiet = 0            # >0 while a frontend's own request runs (no notifications)
+        self.bufcache = BufCache()
+        # Block devices in use, by rdev: mounted ones (their Mount), and the
+        # count of descriptors open for writing on each. Each excludes the other.
+        self.blk_mounted: dict[int, Mount] = {}
+        self.blk_writers: dict[int, int] = {}
 
     def register_fstype(self, name: str, factory: FsType) -> None:
         self.fstypes[name] = factory
 
     def new_mount(self, fstype: str, args: MountArgs) -> Mount:
-        """Instantiate ``fstype``; ENODEV if no such type is registered."""
+        """Instantiate ``fstype``; ENODEV if no such type is registered. The
+        option ``bufcache`` (bytes) sets the kernel's buffer-cache budget."""
         factory = self.fstypes.get(fstype)
         if factory is None:
             raise_errno(errno.ENODEV)
+        budget = (args.options or {}).get("bufcache")
+        if budget is not None:
+            if not isinstance(budget, int) or isinstance(budget, bool):
+                raise_errno(errno.EINVAL)
+            self.bufcache.set_budget(budget)
         mp = factory(self, self.new_dev(), args)
+        if args.device is not None:
+            mp.device = args.device
+            self.blk_mounted[args.device.rdev] = mp
         self.mounts.append(mp)
         return mp
+
+    # -- block devices under mounts -------------------------------------------
+
+    def open_device(self, vp: Vnode, read_only: bool) -> BlockDev:
+        """Open block-device node ``vp`` for a mount: ENOTBLK if it is none,
+        EBUSY if mounted or open for writing, then the driver's open (ENXIO;
+        EACCES for read-write on a read-only device, as Linux)."""
+        if vp.type is not VBLK:
+            raise_errno(errno.ENOTBLK)
+        rdev = vp.ops.vop_getattr(vp).st_rdev
+        if rdev in self.blk_mounted or self.blk_writers.get(rdev):
+            raise_errno(errno.EBUSY)
+        return BlockDev.open_rdev(self.devsw, rdev, read_only)
+
+    def remount_device(self, mp: Mount, read_only: bool) -> None:
+        """Going read-only: sync first. Going read-write: reopen the device
+        for writing (EACCES on a read-only one)."""
+        dev = mp.device
+        assert dev is not None
+        if read_only:
+            self.sync_mount(mp)
+        elif dev.read_only:
+            dev.driver.d_open(dev.minor, os.O_RDWR)
+            dev.read_only = False
+            dev.flags = os.O_RDWR
+
+    def sync_mount(self, mp: Mount) -> None:
+        """vfs_sync, then write the device's dirty buffers and fsync it."""
+        mp.ops.vfs_sync(mp)
+        if mp.device is not None:
+            self.bufcache.flush(mp.device)
+
+    def sync(self) -> None:
+        """Sync every mount; every one is tried, the first error is raised."""
+        first: OSError | None = None
+        for mp in list(self.mounts):
+            try:
+                self.sync_mount(mp)
+            except OSError as e:
+                first = first or e
+        if first is not None:
+            raise first
+
+    def release_device(self, mp: Mount) -> None:
+        """After ``vfs_unmount``: flush, drop the buffers, close the device.
+        A flush error is raised after the rest is done (the buffers it could
+        not write are dropped with a logged warning)."""
+        dev = mp.device
+        if dev is None:
+            return
+        try:
+            self.bufcache.flush(dev)
+        finally:
+            self.bufcache.invalidate(dev)
+            self.blk_mounted.pop(dev.rdev, None)
+            mp.device = None
+            dev.close()
+
+    def shutdown_devices(self) -> OSError | None:
+        """At kernel shutdown: sync and unmount every mount on a device (a busy
+        one is synced and its device released without ``vfs_unmount``).
+        Returns the first error, after trying everything."""
+        first: OSError | None = None
+        for mp in reversed(self.mounts):
+            if mp.device is None:
+                continue
+            try:
+                self.sync_mount(mp)
+                if not mp.busy:
+                    mp.ops.vfs_unmount(mp)
+            except OSError as e:
+                first = first or e
+            try:
+                self.release_device(mp)
+            except OSError as e:
+                first = first or e
+        return first
 
     def new_dev(self) -> int:
         """A fresh device number for a file-system instance (mounts, etfs mappings)."""

@@ -166,9 +166,15 @@ def falloc(p: VProc, vp: Vnode, flags: int) -> int:
     fp = File(vp, flags)
     if vp.type is VBLK or vp.type is VCHR:
         kind = BLOCK if vp.type is VBLK else CHAR
-        driver, minor = p.ctx.devsw.lookup(kind, vp.ops.vop_getattr(vp).st_rdev)
+        rdev = vp.ops.vop_getattr(vp).st_rdev
+        driver, minor = p.ctx.devsw.lookup(kind, rdev)
+        if kind is BLOCK and fp.writable and rdev in p.ctx.blk_mounted:
+            raise_errno(errno.EBUSY)        # a mounted disk's buffers are the fs's
         driver.d_open(minor, flags)
-        fp.dev, fp.minor = driver, minor
+        fp.dev, fp.minor, fp.rdev = driver, minor, rdev
+        if kind is BLOCK and fp.writable:
+            blkw = fp.blk_writers = p.ctx.blk_writers
+            blkw[rdev] = blkw.get(rdev, 0) + 1
     else:
         vp.ops.vop_open(vp, flags)
     vref(vp)
@@ -189,6 +195,12 @@ def frele(fp: File) -> None:
     vp = fp.vp
     if fp.writable:
         vp.mount.writers -= 1
+        blkw = fp.blk_writers
+        if blkw is not None:
+            if blkw[fp.rdev] == 1:
+                del blkw[fp.rdev]
+            else:
+                blkw[fp.rdev] -= 1
     try:
         if fp.dirstream:
             vp.ops.vop_closedir(vp)
@@ -399,6 +411,9 @@ def sys_fsync(p: VProc, fd: int, datasync: bool = False) -> None:
         fp.dev.d_fsync(fp.minor)
     else:
         fp.vp.ops.vop_fsync(fp.vp, datasync)
+        mp = fp.vp.mount
+        if mp.device is not None and not mp.read_only:
+            p.ctx.sync_mount(mp)            # the file's buffers are the device's
 
 
 def sys_ftruncate(p: VProc, fd: int, length: int) -> None:
@@ -867,7 +882,11 @@ def sys_getcwd(p: VProc) -> str:
 # --------------------------------------------------------------------------
 # mounts
 
-def sys_mount(p: VProc, fstype: str, path: StrOrBytesPath, args: MountArgs) -> Mount:
+def sys_mount(p: VProc, fstype: str, path: StrOrBytesPath, args: MountArgs,
+              device: StrOrBytesPath | None = None) -> Mount:
+    """Mount ``fstype`` on directory ``path``; a disk file system on the block
+    device node ``device`` (Linux's order: EPERM, the target, ENODEV, then
+    the source: ENOENT/ENOTBLK/EBUSY/EACCES, reported with its path)."""
     try:
         if p.cred.uid != 0:
             raise_errno(errno.EPERM)
@@ -876,7 +895,21 @@ def sys_mount(p: VProc, fstype: str, path: StrOrBytesPath, args: MountArgs) -> M
             raise_errno(errno.ENOTDIR)
         if vp.mountedhere is not None or vp is p.root or vp is vp.mount.root:
             raise_errno(errno.EBUSY)
-        mp = p.ctx.new_mount(fstype, args)
+        if fstype not in p.ctx.fstypes:
+            raise_errno(errno.ENODEV)
+        if device is not None:
+            try:
+                dvp = namei(p, pathstr(device), p.cwd, True)
+                args.device = p.ctx.open_device(dvp, args.read_only)
+            except OSError as e:
+                raise with_filename(e, device) from None
+        try:
+            mp = p.ctx.new_mount(fstype, args)
+        except BaseException:
+            if args.device is not None:
+                p.ctx.bufcache.invalidate(args.device)
+                args.device.close()
+            raise
         mp.covered = vref(vp)
         vp.mountedhere = mp
         if p.ctx.watchers:
@@ -884,6 +917,12 @@ def sys_mount(p: VProc, fstype: str, path: StrOrBytesPath, args: MountArgs) -> M
         return mp
     except OSError as e:
         raise with_filename(e, path) from None
+
+
+def sys_sync(p: VProc) -> None:
+    """sync(2): every mount's state and buffers to its device; unlike Linux's
+    the first write error is raised (after every mount was tried)."""
+    p.ctx.sync()
 
 
 def sys_remount(p: VProc, path: StrOrBytesPath, read_only: bool) -> None:
@@ -898,6 +937,8 @@ def sys_remount(p: VProc, path: StrOrBytesPath, read_only: bool) -> None:
             raise_errno(errno.EINVAL)
         if read_only and not mp.read_only and mp.writers:
             raise_errno(errno.EBUSY)
+        if mp.device is not None and read_only != mp.read_only:
+            p.ctx.remount_device(mp, read_only)
         mp.read_only = read_only
     except OSError as e:
         raise with_filename(e, path) from None
@@ -914,6 +955,8 @@ def sys_unmount(p: VProc, path: StrOrBytesPath) -> None:
             raise_errno(errno.EINVAL)
         if mp.busy:
             raise_errno(errno.EBUSY)
+        if mp.device is not None:
+            p.ctx.sync_mount(mp)            # an error here leaves the mount intact
         mp.ops.vfs_unmount(mp)
         covered.mountedhere = None
         mp.covered = None
@@ -921,5 +964,6 @@ def sys_unmount(p: VProc, path: StrOrBytesPath) -> None:
         vrele(covered)
         if p.ctx.watchers:
             _changed(p, covered)
+        p.ctx.release_device(mp)            # flush what vfs_unmount wrote, close
     except OSError as e:
         raise with_filename(e, path) from None

@@ -59,8 +59,9 @@ class BlockDevices(Protocol):
 
     major: int
 
-    def register(self, hostpath: str, begin: int, size: int) -> int:
-        """Open ``hostpath``'s window as a new device; returns its minor."""
+    def register(self, hostpath: str, begin: int, size: int, read_only: bool = False) -> int:
+        """Open ``hostpath``'s window as a new device (``read_only``: never
+        for writing); returns its minor."""
         ...
 
     def deregister(self, minor: int) -> None: ...
@@ -154,7 +155,7 @@ class EtfsRegistry:
         return size
 
     def register(self, p: VProc, key: str, hostpath: str, ftype: EtfsType,
-                 begin: int = 0, size: int | None = None) -> Mapping:
+                 begin: int = 0, size: int | None = None, read_only: bool = False) -> Mapping:
         ftype = EtfsType(ftype)
         comps = normalize_key(key)
         isdir = ftype >= EtfsType.DIR
@@ -179,7 +180,7 @@ class EtfsRegistry:
             vtype = VREG
             if ftype is not EtfsType.REG:
                 assert wsize is not None
-                m.minor = self.disks.register(hostpath, begin, wsize)
+                m.minor = self.disks.register(hostpath, begin, wsize, read_only)
                 m.rdev = os.makedev(self.disks.major, m.minor)
                 vtype = VBLK if ftype is EtfsType.BLK else VCHR
         node = EtfsNode(vtype, self.ops, m.mount, None, comps[-1], (s.st_dev, s.st_ino))
@@ -202,9 +203,12 @@ class EtfsRegistry:
         """Undo a registration: unpin and detach the key, close the host side,
         revoke every vnode of the mapping (EIO from now on)."""
         comps = normalize_key(key)
-        m = self.mappings.pop(comps, None)
+        m = self.mappings.get(comps)
         if m is None:
             raise_errno(errno.ENOENT)
+        if m.rdev and m.ftype is EtfsType.BLK and m.rdev in self.vfs.blk_mounted:
+            raise_errno(errno.EBUSY)        # a file system is mounted on the device
+        del self.mappings[comps]
         holder = m.holder
         if isinstance(holder, KeyDir):
             if holder.pinned is not None:

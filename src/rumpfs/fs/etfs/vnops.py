@@ -88,6 +88,9 @@ class EtfsVfsOps:
     def vfs_unmount(self, mp: Mount) -> None:
         """Mappings go with ``etfs_remove``, never by unmount."""
 
+    def vfs_sync(self, mp: Mount) -> None:
+        """Nothing buffered: writes go straight to the host."""
+
 
 class EtfsMount(Mount):
     """The mount of one registration (fstype ``etfs``)."""

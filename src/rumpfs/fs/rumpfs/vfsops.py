@@ -51,6 +51,9 @@ class RumpfsVfsOps:
     def vfs_unmount(self, mp: Mount) -> None:
         """Nothing to flush: the nodes go with their last Python reference."""
 
+    def vfs_sync(self, mp: Mount) -> None:
+        """Nothing to write: no device."""
+
 
 def rumpfs_mount(vfs: Vfs, dev: int, args: MountArgs) -> Mount:
     """The ``rumpfs`` fs-type factory."""
