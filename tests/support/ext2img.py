@@ -465,3 +465,27 @@ def has_tool(name: str) -> bool:
 
 def errno_name(e: OSError) -> str:
     return errno.errorcode.get(e.errno or 0, str(e.errno))
+
+
+# -- the kernel's driver ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def kernel_mount(image: str | os.PathLike[str], *, read_only: bool = False, begin: int = 0,
+                 size: int | None = None, mountpoint: str = "/mnt",
+                 kernel: Any = None) -> Iterator[Any]:
+    """A kernel with ``image`` (or its window) as block device ``/dev/img``,
+    mounted as ext2 on ``mountpoint``; unmounted (flushing everything) and
+    shut down on the way out, so the image is final after the block."""
+    from rumpfs import EtfsType, Kernel
+
+    k = kernel if kernel is not None else Kernel()
+    try:
+        k.etfs_register("/dev/img", image, EtfsType.BLK, begin=begin, size=size)
+        k.mkdir(mountpoint, 0o755)
+        k.mount("ext2", mountpoint, read_only=read_only, device="/dev/img")
+        yield k
+        k.unmount(mountpoint)
+    finally:
+        if kernel is None:
+            k.shutdown()
