@@ -22,6 +22,7 @@ from rumpfs.dev.rumpblk import RumpBlk
 from rumpfs.errors import errno, raise_errno, with_filename
 from rumpfs.fileio import open_file
 from rumpfs.fs.etfs import EtfsRegistry, EtfsType
+from rumpfs.fs.ext2fs import ext2fs_mount
 from rumpfs.fs.rumpfs import rumpfs_mount
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred
@@ -432,6 +433,7 @@ class Kernel(Process):
         self.devsw.register(CHAR, MEM_MAJOR, MemDriver())
         self.vfs: Vfs = Vfs(self.clock, self.devsw)
         self.vfs.register_fstype("rumpfs", rumpfs_mount)
+        self.vfs.register_fstype("ext2", ext2fs_mount)
         root = self.vfs.mount_root("rumpfs")
         self._procs: dict[int, VProc] = {}
         self._next_pid = 1
