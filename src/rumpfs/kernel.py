@@ -14,14 +14,17 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Self, cast
 
+from rumpfs.dev.dkwedge import Partition, partition_name, read_partitions
 from rumpfs.dev.mem import MEM_MAJOR, MemDriver
 from rumpfs.dev.rumpblk import RumpBlk
 from rumpfs.errors import errno, raise_errno, with_filename
 from rumpfs.fileio import open_file
 from rumpfs.fs.etfs import EtfsRegistry, EtfsType
+from rumpfs.fs.etfs.registry import normalize_key
 from rumpfs.fs.ext2fs import ext2fs_mount
 from rumpfs.fs.rumpfs import rumpfs_mount
 from rumpfs.kern.clock import Clock
@@ -445,6 +448,7 @@ class Kernel(Process):
         self.add_shutdown_hook(self.rumpblk.close_all)
         self.etfs = EtfsRegistry(self.vfs, self.hypervisor, self.rumpblk)
         self.add_shutdown_hook(self.etfs.shutdown)
+        self._disks: dict[str, list[str]] = {}     # attach_disk key -> its device keys
         super().__init__(self, self._new_proc(Cred(0, 0), root))
 
     def _new_proc(self, cred: Cred, root: Vnode, umask: int = 0o022) -> VProc:
@@ -536,6 +540,64 @@ class Kernel(Process):
                 self.etfs.remove(os.fsdecode(os.fspath(key)))
             except OSError as e:
                 raise with_filename(e, key) from None
+
+    # -- disks ----------------------------------------------------------------
+
+    def attach_disk(self, key: StrOrBytesPath, hostpath: StrOrBytesPath, *,
+                    read_only: bool = False) -> list[Partition]:
+        """Register host disk image ``hostpath`` as block device ``key`` and each
+        partition of its MBR or GPT as another (``/dev/rumpdisk0`` ->
+        ``/dev/rumpdisk0p1``..., ``/dev/sda`` -> ``/dev/sda1``; MBR logical
+        partitions from 5, GPT by entry number). Returns the partitions
+        (``path`` set); [] when the image has no table. A bad table is
+        EUCLEAN with a message, and nothing stays registered."""
+        skey = os.fsdecode(os.fspath(key))
+        with self._lock:
+            self.check_running()
+            try:
+                m = self.etfs.register(self._p, skey, os.fsdecode(os.fspath(hostpath)),
+                                       EtfsType.BLK, 0, None, read_only)
+            except OSError as e:
+                raise with_filename(e, key) from None
+            done = [skey]
+            try:
+                drv, minor = self.rumpblk.block, m.minor
+                def read(offset: int, size: int) -> bytes:
+                    data = drv.d_read(minor, size, offset)
+                    if len(data) != size:
+                        raise_errno(errno.EIO)
+                    return data
+                parts = read_partitions(read, drv.d_size(minor))
+                out = []
+                for part in parts:
+                    path = partition_name(skey, part.index)
+                    self.etfs.register(self._p, path, m.hostpath, EtfsType.BLK,
+                                       part.start, part.size, read_only)
+                    done.append(path)
+                    out.append(replace(part, path=path))
+            except OSError as e:
+                for path in reversed(done):
+                    self.etfs.remove(path)
+                if e.filename is None:       # keep dkwedge's message
+                    raise OSError(e.errno, e.strerror, key) from None
+                raise
+            self._disks[skey] = done
+            return out
+
+    def detach_disk(self, key: StrOrBytesPath) -> None:
+        """Undo :meth:`attach_disk`: EBUSY while any of its devices is mounted."""
+        skey = os.fsdecode(os.fspath(key))
+        with self._lock:
+            paths = self._disks.get(skey)
+            if paths is None:
+                raise_errno(errno.ENOENT, key)
+            for path in paths:
+                rdev = self.etfs.mappings[normalize_key(path)].rdev
+                if rdev in self.vfs.blk_mounted:
+                    raise_errno(errno.EBUSY, key)
+            for path in reversed(paths):
+                self.etfs.remove(path)
+            del self._disks[skey]
 
     # -- frontends ----------------------------------------------------------
 
