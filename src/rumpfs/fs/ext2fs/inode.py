@@ -214,6 +214,8 @@ def iupdate(vp: Ext2Node) -> None:
     extra = vp.extra_isize
     for name in ("atime", "mtime", "ctime", "crtime"):
         _put_time(raw, name, extra, getattr(vp, name))
+        # what the inode can hold (seconds only in 128-byte inodes, a range)
+        setattr(vp, name, _time(raw, name, extra))
     if mp.sb.metadata_csum:
         c = inode_csum(mp, vp.ino, vp.generation, raw)
         put16(raw, 0x7C, c)

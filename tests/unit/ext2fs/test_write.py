@@ -1,0 +1,208 @@
+"""The write path: every test that writes ends with ``e2fsck -fn`` clean, and
+Linux's driver reads back what the kernel wrote."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.support import ext2img as E
+from tests.unit.ext2fs.conftest import make_image, mounted
+
+
+def test_reference_tree_matches_linux(tmp_path: Path, optset: str) -> None:
+    img = make_image(tmp_path, optset, tree=False, size=64 << 20)
+    with mounted(img) as k:
+        E.populate(k, "/mnt")
+        ours = E.walk_kernel(k, "/mnt")
+    E.e2fsck(img)
+    with mounted(img, read_only=True) as k:
+        E.assert_same_tree(E.walk_kernel(k, "/mnt"), ours)
+    with E.loop_mount(img) as mnt:
+        linux = E.walk_host(mnt)
+    E.assert_same_tree(ours, linux)
+
+
+def test_changes_on_a_debugfs_tree(tmp_path: Path, optset: str) -> None:
+    img = make_image(tmp_path, optset)
+    with mounted(img) as k:
+        k.mkdir("/mnt/new")
+        k.mkdir("/mnt/new/sub")
+        with k.open_file("/mnt/new/f", "wb") as f:
+            f.write(b"x" * 100_000)
+        k.symlink("target", "/mnt/new/l1")
+        k.symlink("T" * 300, "/mnt/new/l2")
+        k.link("/mnt/new/f", "/mnt/new/f2")
+        k.mknod("/mnt/new/fifo", stat.S_IFIFO | 0o644)
+        k.mknod("/mnt/new/sock", stat.S_IFSOCK | 0o644)
+        for i in range(300):
+            with k.open_file(f"/mnt/new/sub/file{i}", "wb") as f:
+                f.write(b"a" * (i * 37))
+        for i in range(0, 300, 3):
+            k.unlink(f"/mnt/new/sub/file{i}")
+        k.rename("/mnt/new/sub", "/mnt/dir/moved")
+        assert k.lstat("/mnt/new").st_nlink == 2
+        assert k.lstat("/mnt/dir").st_nlink == 4
+        assert k.lstat("/mnt/dir/moved/..").st_ino == k.lstat("/mnt/dir").st_ino
+        k.rename("/mnt/dir/small", "/mnt/new/small2")
+        k.rename("/mnt/new/f2", "/mnt/new/small2")           # replaces a file
+        k.rmdir("/mnt/empty")
+        k.unlink("/mnt/dir/multi")
+        k.truncate("/mnt/new/f", 5000)
+        with k.open_file("/mnt/new/f", "rb") as f:
+            assert f.read() == b"x" * 5000
+        k.truncate("/mnt/new/f", 9000)
+        with k.open_file("/mnt/new/f", "rb") as f:
+            assert f.read() == b"x" * 5000 + bytes(4000)
+        assert k.lstat("/mnt/new/f").st_nlink == 2
+        assert k.readlink("/mnt/new/l2") == "T" * 300
+        with pytest.raises(OSError) as ei:
+            k.rmdir("/mnt/dir")
+        assert ei.value.errno == errno.ENOTEMPTY
+    E.e2fsck(img)
+    with mounted(img, read_only=True) as k:
+        assert sorted(k.listdir("/mnt/new")) == ["f", "fifo", "l1", "l2", "small2", "sock"]
+        assert len(k.listdir("/mnt/dir/moved")) == 200
+        with k.open_file("/mnt/dir/moved/file299", "rb") as f:
+            assert f.read() == b"a" * (299 * 37)
+        assert k.lstat("/mnt/dir/hardlink").st_nlink == 1
+
+
+def test_unlinked_open_file_lives_until_close(tmp_path: Path) -> None:
+    img = make_image(tmp_path, "ext4-4k-256", tree=False)
+    with mounted(img) as k:
+        free0 = k.statvfs("/mnt").f_bfree
+        fd = k.open("/mnt/f", os.O_CREAT | os.O_RDWR, 0o644)
+        k.write(fd, b"z" * 200_000)
+        k.unlink("/mnt/f")
+        assert k.pread(fd, 10, 199_990) == b"z" * 10
+        assert k.fstat(fd).st_nlink == 0
+        k.close(fd)
+        assert k.statvfs("/mnt").f_bfree == free0
+    E.e2fsck(img)
+
+
+def test_fragmented_extent_tree_grows_and_shrinks(tmp_path: Path) -> None:
+    """Every other block written: one extent per block, a tree of depth 2 at
+    1 KiB blocks; truncating back shrinks it; Linux reads the same bytes."""
+    img = tmp_path / "frag.img"
+    E.mkfs(img, E.OptionSet("ext4-1k", "ext4", 1024, 256), 32 << 20)
+    data = {}
+    with mounted(img) as k:
+        fd = k.open("/mnt/frag", os.O_CREAT | os.O_RDWR, 0o644)
+        for i in range(0, 2400, 2):
+            chunk = E.pattern(1024, i)
+            k.pwrite(fd, chunk, i * 1024)
+            data[i] = chunk
+            if i % 600 == 0:
+                k.pwrite(fd, b"filler", 30_000_000 + i * 1024)   # other files' blocks
+        k.close(fd)
+    E.e2fsck(img)
+    out = E.run(["debugfs", "-R", "stat frag", str(img)]).stdout
+    assert "Level Entries" in out or "(ETB" in out
+    with E.loop_mount(img) as mnt, open(mnt / "frag", "rb") as f:
+        for i, chunk in data.items():
+            f.seek(i * 1024)
+            assert f.read(1024) == chunk
+            assert f.read(1024) == bytes(1024)
+    with mounted(img) as k:
+        k.truncate("/mnt/frag", 100 * 1024)
+        with k.open_file("/mnt/frag", "rb") as f:
+            assert f.read(1024) == data[0]
+    E.e2fsck(img)
+    with mounted(img) as k:
+        k.unlink("/mnt/frag")
+    E.e2fsck(img)
+
+
+def test_allocation_reaches_uninitialized_groups(tmp_path: Path) -> None:
+    """A 1 KiB-block ext4 (metadata_csum, flex_bg): a file bigger than the first
+    groups fills BLOCK_UNINIT groups; many directories spread over INODE_UNINIT ones."""
+    img = tmp_path / "big.img"
+    E.mkfs(img, E.OptionSet("ext4-1k", "ext4", 1024, 256), 48 << 20)
+    blob = E.pattern(24 << 20, 7)
+    with mounted(img) as k:
+        with k.open_file("/mnt/blob", "wb") as f:
+            f.write(blob)
+        for i in range(40):
+            k.mkdir(f"/mnt/d{i}")
+            with k.open_file(f"/mnt/d{i}/f", "wb") as f:
+                f.write(b"%d" % i)
+    E.e2fsck(img)
+    with E.loop_mount(img) as mnt:
+        assert (mnt / "blob").read_bytes() == blob
+        assert (mnt / "d39" / "f").read_bytes() == b"39"
+
+
+def test_insert_into_htree_directory(tmp_path: Path) -> None:
+    names = [f"file-{i:04d}-" + "x" * 40 for i in range(400)]
+    for opt in ("ext4-4k-256", "ext3-1k-256"):
+        img = make_image(tmp_path, opt, tree=False,
+                         script=["mkdir big", "cd big"] + [f"mknod {n} p" for n in names])
+        E.run(["e2fsck", "-fyD", str(img)], check=False)
+        with mounted(img) as k:
+            for i in range(0, 400, 5):
+                k.unlink(f"/mnt/big/{names[i]}")
+            for i in range(50):
+                k.mknod(f"/mnt/big/new-{i}", stat.S_IFIFO | 0o600)
+            expect = sorted(set(names) - set(names[::5]) | {f"new-{i}" for i in range(50)})
+            assert sorted(k.listdir("/mnt/big")) == expect
+        E.e2fsck(img)
+        with E.loop_mount(img) as mnt:
+            assert sorted(os.listdir(mnt / "big")) == expect
+
+
+def test_exchange_and_directory_link_counts(tmp_path: Path) -> None:
+    img = make_image(tmp_path, "ext4-4k-256")
+    with mounted(img) as k:
+        k.mkdir("/mnt/a")
+        k.mkdir("/mnt/a/x")
+        k.mkdir("/mnt/b")
+        k.rename("/mnt/a/x", "/mnt/b/x")
+        assert (k.lstat("/mnt/a").st_nlink, k.lstat("/mnt/b").st_nlink) == (2, 3)
+        k.mkdir("/mnt/a/y")
+        k.rename("/mnt/b/x", "/mnt/a/y")                   # over an empty directory
+        assert (k.lstat("/mnt/a").st_nlink, k.lstat("/mnt/b").st_nlink) == (3, 2)
+        assert k.lstat("/mnt/a/y/..").st_ino == k.lstat("/mnt/a").st_ino
+    E.e2fsck(img)
+
+
+def test_features(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    img = make_image(tmp_path, "ext4-4k-256", tree=False)
+    E.run(["tune2fs", "-O", "quota", str(img)])
+    with mounted(img) as k:                              # asked read-write
+        with pytest.raises(OSError) as ei:
+            k.mkdir("/mnt/x")
+        assert ei.value.errno == errno.EROFS
+    assert "quota" in caplog.text
+    E.e2fsck(img)
+    img2 = make_image(tmp_path, "ext2-1k-128", tree=False)
+    E.run(["debugfs", "-w", "-R", "ssv feature_incompat 0x80002", str(img2)])
+    with pytest.raises(OSError) as ei2, mounted(img2):
+        pass
+    assert ei2.value.errno == errno.EINVAL
+    assert "unsupported incompatible feature(s): unknown(0x80000)" in caplog.text
+    img3 = make_image(tmp_path, "ext3-1k-256", tree=False)
+    E.run(["debugfs", "-w", "-R", "feature needs_recovery", str(img3)])
+    with mounted(img3) as k:
+        assert k.listdir("/mnt") == ["lost+found"]
+        with pytest.raises(OSError) as ei:
+            k.mkdir("/mnt/x")
+        assert ei.value.errno == errno.EROFS
+    assert "recovery" in caplog.text
+
+
+def test_clean_journal_untouched(tmp_path: Path) -> None:
+    img = make_image(tmp_path, "ext3-1k-256")
+    E.run(["debugfs", "-R", f"dump <8> {tmp_path / 'j0'}", str(img)])
+    with mounted(img) as k:
+        k.mkdir("/mnt/j")
+    E.run(["debugfs", "-R", f"dump <8> {tmp_path / 'j1'}", str(img)])
+    assert (tmp_path / "j0").read_bytes() == (tmp_path / "j1").read_bytes()
+    E.e2fsck(img)
+    out = subprocess.run(["dumpe2fs", "-h", str(img)], capture_output=True, text=True).stdout
+    assert "clean" in out and "needs_recovery" not in out
