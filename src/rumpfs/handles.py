@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rumpfs.errors import errno, raise_errno
-from rumpfs.kern.cred import X_OK, Cred
+from rumpfs.kern.cred import W_OK, X_OK, Cred
 from rumpfs.kern.proc import Proc
 from rumpfs.vfs import syscalls as sc
 from rumpfs.vfs.genfs import RENAME_EXCHANGE, RENAME_NOREPLACE
@@ -155,15 +155,28 @@ class NodeHandles:
     def setattr(self, p: Process, handle: int, *, mode: int | None = None,
                 uid: int | None = None, gid: int | None = None, size: int | None = None,
                 atime_ns: int | None = None, mtime_ns: int | None = None,
-                fh: int | None = None) -> os.stat_result:
+                fh: int | None = None, kill_suid: bool = False,
+                touch: bool = False) -> os.stat_result:
+        """Apply all or nothing: every permission is checked before the first
+        change. ``kill_suid``: the host asks to clear setuid/setgid as the
+        caller would on a write (FUSE's KILL_SUIDGID); ``touch`` with nothing
+        else is chown(f, -1, -1) (ctime, and setuid clearing)."""
         with self._lock, self._quiet():
             proc = p._p
             vp = self._vp(handle)
+            if size is not None:
+                self._check_truncate(proc, vp, size, fh)
+            if mode is not None or uid is not None or gid is not None:
+                attr = vp.ops.vop_getattr(vp)
+                if proc.cred.uid != 0 and proc.cred.uid != attr.st_uid:
+                    raise_errno(errno.EPERM)
             if size is not None:
                 if fh is not None:
                     sc.sys_ftruncate(self._server, fh, size)
                 else:
                     sc.vn_truncate(proc, vp, size)
+                if kill_suid:
+                    sc.kill_suid(proc, vp)
             if mode is not None:
                 sc.setattr_mode(proc, vp, mode)
             if (uid is not None and uid != -1) or (gid is not None and gid != -1):
@@ -171,7 +184,28 @@ class NodeHandles:
                                  -1 if gid is None else gid)
             if atime_ns is not None or mtime_ns is not None:
                 sc.setattr_times(proc, vp, atime_ns, mtime_ns)
+            if touch and size is None and mode is None and uid is None and gid is None \
+                    and atime_ns is None and mtime_ns is None:
+                sc.setattr_owner(proc, vp, -1, -1)
             return with_handle(vp.ops.vop_getattr(vp), handle)
+
+    def _check_truncate(self, proc: VProc, vp: Vnode, size: int, fh: int | None) -> None:
+        """truncate's own refusals, before anything changes."""
+        if size < 0:
+            raise_errno(errno.EINVAL)
+        if fh is not None:
+            fp = self._server.fds.get(fh)
+            if not fp.writable or fp.vp.type is not VREG:
+                raise_errno(errno.EINVAL)
+            return
+        if vp.type is VDIR:
+            raise_errno(errno.EISDIR)
+        if vp.type is not VREG:
+            raise_errno(errno.EINVAL)
+        if vp.mount.read_only:
+            raise_errno(errno.EROFS)
+        if not vp.ops.vop_access(vp, W_OK, proc.cred):
+            raise_errno(errno.EACCES)
 
     def readlink(self, p: Process, handle: int) -> bytes:
         with self._lock:
@@ -236,9 +270,12 @@ class NodeHandles:
         fp = proc.fds.remove(fd)
         return self._server.fds.alloc(fp)
 
-    def open(self, p: Process, handle: int, flags: int) -> int:
+    def open(self, p: Process, handle: int, flags: int, kill_suid: bool = False) -> int:
         with self._lock, self._quiet():
-            fd = sc.vn_open(p._p, self._vp(handle), flags & ~(os.O_CREAT | os.O_EXCL))
+            vp = self._vp(handle)
+            fd = sc.vn_open(p._p, vp, flags & ~(os.O_CREAT | os.O_EXCL))
+            if kill_suid:
+                sc.kill_suid(p._p, vp)
             return self._adopt(p._p, fd)
 
     def create(self, p: Process, parent: int, name: bytes, mode: int,
@@ -253,9 +290,58 @@ class NodeHandles:
         with self._lock:
             return sc.sys_pread(self._server, fh, size, offset)
 
-    def write(self, fh: int, data: bytes, offset: int) -> int:
+    def write(self, fh: int, data: bytes | memoryview, offset: int,
+              kill_suid: Process | None = None) -> int:
+        """pwrite; ``kill_suid``: the writer, whose write clears setuid/setgid
+        as its own would (FUSE's WRITE_KILL_SUIDGID: the host's writer lacks
+        CAP_FSETID). ``data`` may be a view of a reused buffer: it is copied."""
         with self._lock, self._quiet():
+            if kill_suid is not None and len(data):
+                sc.kill_suid(kill_suid._p, self._server.fds.get(fh).vp)
             return sc.sys_pwrite(self._server, fh, data, offset)
+
+    def lseek(self, fh: int, offset: int, whence: int) -> int:
+        """SEEK_DATA/SEEK_HOLE (and the others) on an open file, as lseek(2)."""
+        with self._lock:
+            return sc.sys_lseek(self._server, fh, offset, whence)
+
+    def fallocate(self, p: Process, fh: int, mode: int, offset: int, length: int) -> None:
+        """fallocate(2) on an open file (the kernel's sys_fallocate)."""
+        with self._lock, self._quiet():
+            falloc = getattr(sc, "sys_fallocate", None)
+            if falloc is None:
+                raise_errno(errno.EOPNOTSUPP)
+            falloc(self._server, fh, mode, offset, length)
+            if p._p.cred.uid != 0:
+                sc.kill_suid(p._p, self._server.fds.get(fh).vp)
+
+    def copy_file_range(self, p: Process, fh_in: int, off_in: int, fh_out: int,
+                        off_out: int, length: int) -> int:
+        """Copy inside the kernel (nothing passes through the host's page
+        cache); Linux's rules: EBADF unless readable/writable, EISDIR/EINVAL
+        for non-regular files, EINVAL for overlapping ranges in one file."""
+        chunk = 1 << 20
+        with self._lock, self._quiet():
+            src, dst = self._server.fds.get(fh_in), self._server.fds.get(fh_out)
+            if not src.readable or not dst.writable or dst.append:
+                raise_errno(errno.EBADF)
+            for f in (src, dst):
+                if f.vp.type is VDIR:
+                    raise_errno(errno.EISDIR)
+                if f.vp.type is not VREG:
+                    raise_errno(errno.EINVAL)
+            if src.vp is dst.vp and off_in < off_out + length and off_out < off_in + length:
+                raise_errno(errno.EINVAL)
+            done = 0
+            if length and p._p.cred.uid != 0:
+                sc.kill_suid(p._p, dst.vp)
+            while done < length:
+                data = sc.sys_pread(self._server, fh_in, min(chunk, length - done),
+                                    off_in + done)
+                if not data:
+                    break
+                done += sc.sys_pwrite(self._server, fh_out, data, off_out + done)
+            return done
 
     def flush(self, fh: int) -> None:
         with self._lock:
@@ -284,9 +370,10 @@ class NodeHandles:
     def releasedir(self, dh: int) -> None:
         self.release(dh)
 
-    def readdir(self, dh: int, start: int, reply: ReplyFn) -> None:
+    def readdir(self, dh: int, start: int, reply: ReplyFn, plus: bool = True) -> None:
         """Offsets: 1 = after ".", 2 = after "..", 2 + c = after the entry with cookie c.
-        "." and ".." take no lookup count (the host's kernel does not count them)."""
+        With ``plus`` each entry replied (but "." and "..", which the host's
+        kernel does not count) takes a lookup count; without, none does."""
         with self._lock:
             fp = self._server.fds.get(dh)
             dvp = fp.vp
@@ -308,7 +395,8 @@ class NodeHandles:
                 attr = with_handle(vp.ops.vop_getattr(vp), self._handle_of(vp))
                 if not reply(os.fsencode(name), attr, cookie + 2):
                     return
-                self._remember(vp)
+                if plus:
+                    self._remember(vp)
 
     def fsyncdir(self, dh: int) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ Fixtures
     duration.  It is a :class:`RumpfsMount` with ``.kernel`` and
     ``.mountpoint`` (a str); ``.hostpath("/a/b")`` is where the kernel's
     ``/a/b`` shows on the host, for subprocesses.  Where FUSE is unavailable
-    (no ``/dev/fuse``, no ``fusermount3``, or pyfuse3/trio not importable) the
+    (no ``/dev/fuse`` or no ``fusermount3``) the
     test is skipped with the reason (also when mounting itself fails, as in
     a container without the privilege to mount), unless the environment sets
     ``RUMPFS_REQUIRE_FUSE=1`` (as CI should), which makes it fail instead.
@@ -36,7 +36,6 @@ loaded into every pytest run once rumpfs is installed, so it stays cheap);
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
@@ -86,17 +85,6 @@ def fuse_unavailable_reason() -> str | None:
         return "/dev/fuse is not readable and writable by this user"
     if shutil.which("fusermount3") is None:
         return "fusermount3 is not installed (Debian/Ubuntu: apt install fuse3)"
-    # find_spec, not import: the check must not load pyfuse3 (a C extension
-    # bound to the trio it first imports) into a run that may never mount --
-    # pytester's in-process runs, for one, drop newly imported modules after,
-    # and a later re-import of trio would then not match pyfuse3's.
-    for mod in ("pyfuse3", "trio"):
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            return f"{mod} cannot be imported (pip install 'rumpfs[fuse]')"
     return None
 
 

@@ -7,7 +7,7 @@ small tree served to host programs.
 
 Allowed imports: the standard library, ``rumpfs`` (the public API) and
 ``rumpfs.frontends.fuse`` (imported only when a mount is made, so ``--help``
-and argument errors work without pyfuse3).
+and argument errors stay fast).
 
 Exit status: 0 after a clean unmount, 2 for bad arguments (nothing has been
 mounted then), 1 when mounting or serving fails.
@@ -342,11 +342,6 @@ def _fuse_usable() -> str | None:
         return "/dev/fuse is missing"
     if shutil.which("fusermount3") is None and os.geteuid() != 0:
         return "fusermount3 is not installed"
-    try:
-        import pyfuse3  # noqa: F401
-        import trio  # noqa: F401
-    except ImportError as exc:
-        return f"pyfuse3/trio are not installed ({exc})"
     return None
 
 

@@ -1,123 +1,93 @@
-"""Serve a rumpfs kernel to the host through FUSE (pyfuse3), like NetBSD's p2k.
+"""Serve a rumpfs kernel to the host through FUSE, like NetBSD's p2k.
 
-p2k turns puffs requests into vnode operations; this module turns FUSE
-requests into calls on the kernel's narrow vnode-handle API
-(:class:`rumpfs.kernel.NodeHandles`). A FUSE inode number *is* a handle,
-except that the kernel's root handle and :data:`pyfuse3.ROOT_INODE` are
-swapped (a bijection, so any handle value works).
+p2k turns puffs requests into vnode operations; this module turns the host
+kernel's FUSE requests (read from ``/dev/fuse`` by :mod:`fuse_dev`, laid out
+as in :mod:`fuse_proto`) into calls on the kernel's narrow vnode-handle API
+(:class:`rumpfs.handles.NodeHandles`). A FUSE node id *is* a handle, except
+that the kernel's root handle and FUSE's root id 1 are swapped (a bijection).
 
-Allowed imports: the standard library, ``pyfuse3``, ``trio``, ``rumpfs.handles``
-and ``rumpfs.kernel``.
+Allowed imports: the standard library, ``rumpfs.frontends.fuse_proto``,
+``rumpfs.frontends.fuse_dev``, ``rumpfs.handles`` and ``rumpfs.kernel``.
+
+Requests
+    One table maps each opcode to a handler ``(nodeid, uid, gid, pid, body)
+    -> reply parts``; every request the kernel can send has an answer, and
+    ENOSYS is given only where Linux's tmpfs has no such operation either
+    (ioctl, bmap, poll, locks are left to the host: see docs/frontends.md).
+    Requests are served by ``threads`` reader threads (default 1: the kernel
+    runs under one lock and the GIL, so more readers only help when a
+    request blocks); replies and notifications are single ``writev`` calls,
+    so any thread may send.
 
 Credentials
-    Every request runs as a kernel ``Process`` built from the caller's uid,
-    gid and umask (from the FUSE request) plus its supplementary groups (read
-    from ``/proc/<pid>/status``). ``default_permissions`` is never used: the
-    kernel checks permissions itself, exactly as it does in-process.
+    Every request runs as a kernel ``Process`` with the caller's uid and gid
+    (request header), umask (create/mkdir/mknod bodies: ``DONT_MASK`` is
+    negotiated so the kernel, not the host, applies it) and supplementary
+    groups (``/proc/<pid>/status``). ``default_permissions`` is never used:
+    the kernel decides.
 
 Reference counting
-    Each reply that hands the host an inode (lookup, create, mknod, mkdir,
-    symlink, link, readdirplus entries) adds one to the handle's lookup count
-    in the kernel; ``forget`` takes them back. The frontend keeps its own copy
-    of the counts and of the open file/directory handles so that, after the
-    host goes away (unmount), it can release everything the host still held.
-    The host does not count ``.`` and ``..`` in readdirplus replies, and
-    neither does ``NodeHandles.readdir``.
+    Each reply that hands the host a node (lookup, create, mknod, mkdir,
+    symlink, link, readdirplus entries other than ``.``/``..``) adds one to
+    the handle's lookup count; ``forget`` takes them back. The frontend keeps
+    its own copy of the counts and of the open file/directory handles so
+    that, once the host is gone, it can release everything it still held.
 
 Caching
-    Entry and attribute timeouts are 0 (the host asks again every time, the
-    kernel does not cache them even for a jiffy) and ``keep_cache`` is off, so
-    a change made in-process is visible to host programs at once: the host
-    refetches attributes before each read and drops cached pages whose file
-    changed (libfuse's auto_inval_data). There is deliberately no
-    ``NodeHandles.subscribe``-driven invalidation: a notification sent from
-    another thread races with the host's own GETATTR (the kernel then drops
-    the fresh reply as stale), and one sent under the kernel lock can deadlock
-    against a page the host has locked for a READ. The one case this leaves
-    open: a host program that only looks at a shared mapping of a file, with
-    no system call on it, sees in-process changes once it (or anyone) next
-    reads or stats the file.
+    Entry and attribute timeouts are 0 and ``keep_cache`` is off (see
+    docs/frontends.md for why, and what pushed invalidation would need).
 
 Locking
-    Handlers call the kernel synchronously from the trio thread (the kernel is
-    in memory and takes its own lock). The serving process must not touch
-    the mount's pages itself through ``mmap``: a page fault holds the GIL
-    that the server thread needs to answer it (use a subprocess).
+    Handlers call the kernel synchronously (it takes its own lock); the
+    bookkeeping dicts are touched under ``self._mu``. The serving process
+    must not ``mmap`` files of its own mount (a page fault holds the GIL
+    that a server thread needs to answer it).
 
 Errors
-    :func:`_fuse_op` is the one place where ``OSError`` becomes
-    ``FUSEError(errno)``; any other exception is logged and answered with EIO
-    so that a bug fails one request, never the mount.
-
-pyfuse3 keeps one FUSE session per process (module-level state in the
-extension), so only one :func:`serve` can be active at a time in a process;
-a second concurrent one raises :class:`RuntimeError`.
+    ``OSError`` becomes its errno in the reply; any other exception is logged
+    and answered with EIO, failing one request, never the mount.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import logging
 import os
-import reprlib
-import shutil
 import stat
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
 
-import pyfuse3
-import trio
-
+from rumpfs.frontends import fuse_proto as fp
+from rumpfs.frontends.fuse_dev import FuseChannel
 from rumpfs.handles import UTIME_NOW, NodeHandles
 from rumpfs.kernel import Kernel, Process
 
-__all__ = ["FuseServer", "RumpOperations", "serve"]
+__all__ = ["FuseServer", "serve"]
 
 log = logging.getLogger("rumpfs.fuse")
 
-# How long start() waits for the mount to answer, and stop() for the loop to end.
+# How long start() waits for the mount to answer, and stop() for the readers.
 MOUNT_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
-# A time pyfuse3 filled in for UTIME_NOW is at most this old when we see it.
-_NOW_WINDOW_NS = 1_000_000_000
+MAX_PAGES = 256                       # max_write = 1 MiB
+MAX_WRITE = MAX_PAGES * 4096
+BUFSIZE = MAX_WRITE + 4096            # a WRITE's header plus its data
 
+_HDR = fp.IN_HEADER.size
+_OUT = fp.OUT_HEADER
+_ENTRY = fp.ENTRY_OUT
+_ATTR = fp.ATTR_OUT
 
-_S = TypeVar("_S", bound="RumpOperations")
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-def _fuse_op(
-    fn: Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]],
-) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
-    """OSError -> FUSEError(errno); anything else -> a log line and EIO."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return await fn(self, *args, **kwargs)
-        except pyfuse3.FUSEError:
-            raise
-        except OSError as exc:
-            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
-        except Exception:
-            log.exception("rumpfs.fuse: %s%s failed; answering EIO", fn.__name__,
-                          reprlib.repr(args))
-            raise pyfuse3.FUSEError(errno.EIO) from None
-
-    return wrapper
+Handler = Callable[[int, int, int, int, memoryview], "list[bytes] | None"]
 
 
 def read_groups(pid: int) -> tuple[int, ...]:
     """Supplementary groups of host process ``pid`` ('Groups:' of /proc/<pid>/status).
 
-    Returns () when the process is gone or the file cannot be read or parsed
-    (pid 0: a request the host kernel makes on its own behalf).
+    () when the process is gone or the file cannot be read or parsed (pid 0:
+    a request the host kernel makes on its own behalf).
     """
     if pid <= 0:
         return ()
@@ -131,320 +101,403 @@ def read_groups(pid: int) -> tuple[int, ...]:
     return ()
 
 
-def _ns(st: os.stat_result, name: str) -> int:
-    value = getattr(st, name + "_ns", None)
-    if isinstance(value, int):
-        return value
-    return int(getattr(st, name) * 1_000_000_000)
+def _name(body: memoryview) -> bytes:
+    """A NUL-terminated name at the start of ``body``."""
+    raw = bytes(body)
+    end = raw.find(b"\0")
+    return raw if end < 0 else raw[:end]
 
 
-class RumpOperations(pyfuse3.Operations):
-    """pyfuse3 request handlers over a kernel's :class:`NodeHandles`."""
+def _attr(st: os.stat_result, ino: int) -> tuple[int, ...]:
+    a_s, a_ns = divmod(st.st_atime_ns, 1_000_000_000)
+    m_s, m_ns = divmod(st.st_mtime_ns, 1_000_000_000)
+    c_s, c_ns = divmod(st.st_ctime_ns, 1_000_000_000)
+    return (ino, st.st_size, st.st_blocks, a_s, m_s, c_s, a_ns, m_ns, c_ns, st.st_mode,
+            st.st_nlink, st.st_uid, st.st_gid, st.st_rdev & 0xFFFFFFFF,
+            st.st_blksize or 4096, 0)
 
-    supports_dot_lookup = True
-    enable_writeback_cache = False
-    enable_acl = False
 
-    def __init__(self, handles: NodeHandles) -> None:
-        super().__init__()
+class RumpOperations:
+    """FUSE request handlers over a kernel's :class:`NodeHandles`."""
+
+    def __init__(self, handles: NodeHandles, channel: FuseChannel) -> None:
         self.h = handles
+        self.ch = channel
         self._root = handles.ROOT
+        self._mu = threading.Lock()
         self._lookups: dict[int, int] = {}  # handle -> lookups the host holds
         self._files: set[int] = set()  # open file handles
         self._dirs: set[int] = set()  # open directory handles
+        self.initialized = threading.Event()
+        self.proto_minor = 0
+        self.ops: dict[int, Handler] = {
+            fp.LOOKUP: self.lookup, fp.FORGET: self.forget, fp.GETATTR: self.getattr,
+            fp.SETATTR: self.setattr, fp.READLINK: self.readlink, fp.SYMLINK: self.symlink,
+            fp.MKNOD: self.mknod, fp.MKDIR: self.mkdir, fp.UNLINK: self.unlink,
+            fp.RMDIR: self.rmdir, fp.RENAME: self.rename, fp.RENAME2: self.rename2,
+            fp.LINK: self.link, fp.OPEN: self.open, fp.READ: self.read,
+            fp.WRITE: self.write, fp.STATFS: self.statfs, fp.RELEASE: self.release,
+            fp.FSYNC: self.fsync, fp.FLUSH: self.flush, fp.INIT: self.init,
+            fp.OPENDIR: self.opendir, fp.READDIR: self.readdir,
+            fp.READDIRPLUS: self.readdirplus, fp.RELEASEDIR: self.releasedir,
+            fp.FSYNCDIR: self.fsyncdir, fp.ACCESS: self.access, fp.CREATE: self.create,
+            fp.INTERRUPT: self.interrupt, fp.DESTROY: self.destroy,
+            fp.BATCH_FORGET: self.batch_forget, fp.LSEEK: self.lseek,
+            fp.FALLOCATE: self.fallocate, fp.COPY_FILE_RANGE: self.copy_file_range,
+        }
 
-    # -- mapping ---------------------------------------------------------------
+    # -- mapping ----------------------------------------------------------------------------
 
     def _handle(self, ino: int) -> int:
-        if ino == pyfuse3.ROOT_INODE:
+        if ino == fp.ROOT_ID:
             return self._root
         if ino == self._root:
-            return pyfuse3.ROOT_INODE
+            return fp.ROOT_ID
         return ino
 
     _ino = _handle  # the swap is its own inverse
 
-    def _proc(self, ctx: pyfuse3.RequestContext) -> Process:
-        uid = ctx.uid
+    def _proc(self, uid: int, gid: int, pid: int, umask: int = 0o022) -> Process:
         # root's groups never change a permission decision: skip reading /proc
-        groups = () if uid == 0 else read_groups(ctx.pid)
-        return self.h.process_for(uid, ctx.gid, groups, ctx.umask)
+        groups = () if uid == 0 else read_groups(pid)
+        return self.h.process_for(uid, gid, groups, umask)
 
-    def _entry(self, st: os.stat_result) -> pyfuse3.EntryAttributes:
-        e = pyfuse3.EntryAttributes()
-        e.st_ino = self._ino(st.st_ino)
-        e.generation = 0
-        e.entry_timeout = 0
-        e.attr_timeout = 0
-        e.st_mode = st.st_mode
-        e.st_nlink = st.st_nlink
-        e.st_uid = st.st_uid
-        e.st_gid = st.st_gid
-        e.st_rdev = getattr(st, "st_rdev", 0) or 0
-        e.st_size = st.st_size
-        e.st_blksize = getattr(st, "st_blksize", 4096) or 4096
-        e.st_blocks = getattr(st, "st_blocks", (st.st_size + 511) // 512) or 0
-        e.st_atime_ns = _ns(st, "st_atime")
-        e.st_mtime_ns = _ns(st, "st_mtime")
-        e.st_ctime_ns = _ns(st, "st_ctime")
-        return e
+    def _entry(self, st: os.stat_result) -> bytes:
+        return _ENTRY.pack(self._ino(st.st_ino), 0, 0, 0, 0, 0,
+                           *_attr(st, self._ino(st.st_ino)))
 
-    def _gained(self, st: os.stat_result) -> pyfuse3.EntryAttributes:
-        """Note one more host lookup of st's handle; return its entry."""
-        self._lookups[st.st_ino] = self._lookups.get(st.st_ino, 0) + 1
+    def _gained(self, st: os.stat_result) -> bytes:
+        """Note one more host lookup of st's handle; its entry reply."""
+        with self._mu:
+            self._lookups[st.st_ino] = self._lookups.get(st.st_ino, 0) + 1
         return self._entry(st)
 
-    # -- names -----------------------------------------------------------------
+    def _attr_reply(self, st: os.stat_result) -> list[bytes]:
+        return [_ATTR.pack(0, 0, 0, *_attr(st, self._ino(st.st_ino)))]
 
-    @_fuse_op
-    async def lookup(
-        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
-        return self._gained(self.h.lookup(self._proc(ctx), self._handle(parent_inode), name))
+    # -- session ----------------------------------------------------------------------------
 
-    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
-        for ino, n in inode_list:
-            handle = self._handle(ino)
-            try:
+    def init(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        major, minor, max_readahead, flags = fp.INIT_IN.unpack_from(body)
+        if major != fp.KERNEL_VERSION or minor < fp.MIN_MINOR:
+            raise OSError(errno.EPROTO, f"FUSE protocol {major}.{minor} is too old")
+        if flags & fp.INIT_EXT and len(body) >= 20:
+            flags |= fp.INIT_IN_FLAGS2.unpack_from(body, 16)[0] << 32
+        want = (fp.ASYNC_READ | fp.ATOMIC_O_TRUNC | fp.EXPORT_SUPPORT | fp.BIG_WRITES
+                | fp.DONT_MASK | fp.AUTO_INVAL_DATA | fp.DO_READDIRPLUS
+                | fp.READDIRPLUS_AUTO | fp.PARALLEL_DIROPS | fp.MAX_PAGES
+                | fp.HANDLE_KILLPRIV_V2 | fp.INIT_EXT)
+        got = flags & want
+        self.proto_minor = min(minor, fp.KERNEL_MINOR_VERSION)
+        reply = fp.INIT_OUT.pack(
+            fp.KERNEL_VERSION, self.proto_minor, max_readahead, got & 0xFFFFFFFF,
+            16, 12, MAX_WRITE, 1, MAX_PAGES, 0, got >> 32, 0,
+        )
+        self.initialized.set()
+        return [reply]
+
+    def destroy(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        return []
+
+    def interrupt(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> None:
+        return None   # requests are answered synchronously: nothing to interrupt
+
+    # -- names ------------------------------------------------------------------------------
+
+    def lookup(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        st = self.h.lookup(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
+        return [self._gained(st)]
+
+    def _forget(self, nodeid: int, n: int) -> None:
+        handle = self._handle(nodeid)
+        try:
+            with self._mu:
                 held = self._lookups.get(handle, 0)
                 if held <= n:
                     self._lookups.pop(handle, None)
                 else:
                     self._lookups[handle] = held - n
-                self.h.forget(handle, n)
-            except Exception:  # forget cannot answer an error
-                log.exception("rumpfs.fuse: forget(%d, %d) failed", handle, n)
+            self.h.forget(handle, n)
+        except Exception:  # forget cannot answer an error
+            log.exception("rumpfs.fuse: forget(%d, %d) failed", handle, n)
 
-    @_fuse_op
-    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self._entry(self.h.getattr(self._handle(inode)))
+    def forget(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> None:
+        self._forget(nodeid, fp.FORGET_IN.unpack_from(body)[0])
 
-    @_fuse_op
-    async def setattr(
-        self,
-        inode: int,
-        attr: pyfuse3.EntryAttributes,
-        fields: pyfuse3.SetattrFields,
-        fh: int | None,
-        ctx: pyfuse3.RequestContext,
-    ) -> pyfuse3.EntryAttributes:
-        handle = self._handle(inode)
-        mode = stat.S_IMODE(attr.st_mode) if fields.update_mode else None
-        uid = attr.st_uid if fields.update_uid else None
-        gid = attr.st_gid if fields.update_gid else None
-        size = attr.st_size if fields.update_size else None
-        atime = attr.st_atime_ns if fields.update_atime else None
-        mtime = attr.st_mtime_ns if fields.update_mtime else None
-        if (mode, uid, gid, size, atime, mtime) == (None,) * 6:
-            return self._entry(self.h.getattr(handle))  # e.g. ctime only
-        p = self._proc(ctx)
-        fh = fh if size is not None else None
-        try:
-            st = self.h.setattr(
-                p, handle, mode=mode, uid=uid, gid=gid, size=size,
-                atime_ns=atime, mtime_ns=mtime, fh=fh,
-            )
-        except PermissionError as exc:
-            # pyfuse3 turns UTIME_NOW into the current time before we see it,
-            # which hides that Linux lets a writer (not only the owner) set
-            # "now". An explicit time refused with EPERM that is "now" is
-            # retried as UTIME_NOW, so the kernel can apply that rule.
-            if exc.errno != errno.EPERM or not self._looks_now(atime, mtime):
-                raise
-            st = self.h.setattr(
-                p, handle, mode=mode, uid=uid, gid=gid, size=size,
-                atime_ns=None if atime is None else UTIME_NOW,
-                mtime_ns=None if mtime is None else UTIME_NOW, fh=fh,
-            )
-        return self._entry(st)
+    def batch_forget(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> None:
+        count = fp.BATCH_FORGET_IN.unpack_from(body)[0]
+        off = fp.BATCH_FORGET_IN.size
+        for _ in range(count):
+            ino, n = fp.FORGET_ONE.unpack_from(body, off)
+            off += fp.FORGET_ONE.size
+            self._forget(ino, n)
 
-    @staticmethod
-    def _looks_now(atime: int | None, mtime: int | None) -> bool:
-        now = time.time_ns()
-        times = [t for t in (atime, mtime) if t is not None]
-        return bool(times) and all(0 <= now - t < _NOW_WINDOW_NS for t in times)
+    def getattr(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        return self._attr_reply(self.h.getattr(self._handle(nodeid)))
 
-    @_fuse_op
-    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        return self.h.readlink(self._proc(ctx), self._handle(inode))
-
-    @_fuse_op
-    async def mknod(
-        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
-        p = self._proc(ctx)
-        return self._gained(self.h.mknod(p, self._handle(parent_inode), name, mode, rdev))
-
-    @_fuse_op
-    async def mkdir(
-        self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
-        p = self._proc(ctx)
-        return self._gained(self.h.mkdir(p, self._handle(parent_inode), name, mode))
-
-    @_fuse_op
-    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        self.h.unlink(self._proc(ctx), self._handle(parent_inode), name)
-
-    @_fuse_op
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        self.h.rmdir(self._proc(ctx), self._handle(parent_inode), name)
-
-    @_fuse_op
-    async def symlink(
-        self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
-        p = self._proc(ctx)
-        return self._gained(self.h.symlink(p, self._handle(parent_inode), name, target))
-
-    @_fuse_op
-    async def rename(
-        self,
-        parent_inode_old: int,
-        name_old: bytes,
-        parent_inode_new: int,
-        name_new: bytes,
-        flags: int,
-        ctx: pyfuse3.RequestContext,
-    ) -> None:
-        self.h.rename(
-            self._proc(ctx), self._handle(parent_inode_old), name_old,
-            self._handle(parent_inode_new), name_new, flags,
+    def setattr(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        (valid, _, fh, size, _, atime, mtime, _, atimensec, mtimensec, _, mode, _, auid,
+         agid, _) = fp.SETATTR_IN.unpack_from(body)
+        handle = self._handle(nodeid)
+        p = self._proc(uid, gid, pid)
+        a_ns: int | None = None
+        m_ns: int | None = None
+        if valid & fp.FATTR_ATIME:
+            a_ns = UTIME_NOW if valid & fp.FATTR_ATIME_NOW else atime * 1_000_000_000 + atimensec
+        if valid & fp.FATTR_MTIME:
+            m_ns = UTIME_NOW if valid & fp.FATTR_MTIME_NOW else mtime * 1_000_000_000 + mtimensec
+        st = self.h.setattr(
+            p, handle,
+            mode=stat.S_IMODE(mode) if valid & fp.FATTR_MODE else None,
+            uid=auid if valid & fp.FATTR_UID else None,
+            gid=agid if valid & fp.FATTR_GID else None,
+            size=size if valid & fp.FATTR_SIZE else None,
+            atime_ns=a_ns, mtime_ns=m_ns,
+            fh=fh if valid & fp.FATTR_FH and valid & fp.FATTR_SIZE else None,
+            kill_suid=bool(valid & fp.FATTR_KILL_SUIDGID),
+            touch=not valid & ~(fp.FATTR_FH | fp.FATTR_LOCKOWNER | fp.FATTR_CTIME),
         )
+        return self._attr_reply(st)
 
-    @_fuse_op
-    async def link(
-        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
-        p = self._proc(ctx)
-        st = self.h.link(p, self._handle(inode), self._handle(new_parent_inode), new_name)
-        return self._gained(st)
+    def readlink(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        return [self.h.readlink(self._proc(uid, gid, pid), self._handle(nodeid))]
 
-    @_fuse_op
-    async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
-        self.h.access(self._proc(ctx), self._handle(inode), mode)
-        return True
+    def mknod(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        mode, rdev, umask, _ = fp.MKNOD_IN.unpack_from(body)
+        p = self._proc(uid, gid, pid, umask)
+        name = _name(body[fp.MKNOD_IN.size:])
+        return [self._gained(self.h.mknod(p, self._handle(nodeid), name, mode, rdev))]
 
-    # -- files -----------------------------------------------------------------
+    def mkdir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        mode, umask = fp.MKDIR_IN.unpack_from(body)
+        p = self._proc(uid, gid, pid, umask)
+        name = _name(body[fp.MKDIR_IN.size:])
+        return [self._gained(self.h.mkdir(p, self._handle(nodeid), name, mode))]
 
-    @_fuse_op
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        fh = self.h.open(self._proc(ctx), self._handle(inode), flags)
-        self._files.add(fh)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=False)
+    def unlink(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        self.h.unlink(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
+        return []
 
-    @_fuse_op
-    async def create(
-        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
-    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        p = self._proc(ctx)
-        fh, st = self.h.create(p, self._handle(parent_inode), name, mode, flags)
-        self._files.add(fh)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=False), self._gained(st)
+    def rmdir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        self.h.rmdir(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
+        return []
 
-    @_fuse_op
-    async def read(self, fh: int, off: int, size: int) -> bytes:
-        return self.h.read(fh, size, off)
+    def symlink(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        raw = bytes(body)
+        name, target = raw.split(b"\0")[:2]
+        p = self._proc(uid, gid, pid)
+        return [self._gained(self.h.symlink(p, self._handle(nodeid), name, target))]
 
-    @_fuse_op
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
-        return self.h.write(fh, buf, off)
+    def _rename(self, nodeid: int, uid: int, gid: int, pid: int, newdir: int, flags: int,
+                names: memoryview) -> list[bytes]:
+        old, new = bytes(names).split(b"\0")[:2]
+        self.h.rename(self._proc(uid, gid, pid), self._handle(nodeid), old,
+                      self._handle(newdir), new, flags)
+        return []
 
-    async def flush(self, fh: int) -> None:
-        # Nothing to do on close: writes reach the file system when they are
-        # made, and fsync is its own request. ENOSYS tells the host never to
-        # send FLUSH again, which saves a round trip on every close().
-        raise pyfuse3.FUSEError(errno.ENOSYS)
+    def rename(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        newdir = fp.RENAME_IN.unpack_from(body)[0]
+        return self._rename(nodeid, uid, gid, pid, newdir, 0, body[fp.RENAME_IN.size:])
 
-    @_fuse_op
-    async def release(self, fh: int) -> None:
-        self._files.discard(fh)
+    def rename2(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        newdir, flags, _ = fp.RENAME2_IN.unpack_from(body)
+        return self._rename(nodeid, uid, gid, pid, newdir, flags, body[fp.RENAME2_IN.size:])
+
+    def link(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        old = fp.LINK_IN.unpack_from(body)[0]
+        name = _name(body[fp.LINK_IN.size:])
+        p = self._proc(uid, gid, pid)
+        return [self._gained(self.h.link(p, self._handle(old), self._handle(nodeid), name))]
+
+    def access(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        mask = fp.ACCESS_IN.unpack_from(body)[0]
+        self.h.access(self._proc(uid, gid, pid), self._handle(nodeid), mask)
+        return []
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _opened(self, fh: int) -> bytes:
+        with self._mu:
+            self._files.add(fh)
+        # NOFLUSH: nothing to do on close (writes reach the kernel when made)
+        return fp.OPEN_OUT.pack(fh, fp.FOPEN_NOFLUSH, 0)
+
+    def open(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        flags, open_flags = fp.OPEN_IN.unpack_from(body)
+        fh = self.h.open(self._proc(uid, gid, pid), self._handle(nodeid), flags,
+                         kill_suid=bool(open_flags & fp.OPEN_KILL_SUIDGID))
+        return [self._opened(fh)]
+
+    def create(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        flags, mode, umask, _ = fp.CREATE_IN.unpack_from(body)
+        p = self._proc(uid, gid, pid, umask)
+        name = _name(body[fp.CREATE_IN.size:])
+        fh, st = self.h.create(p, self._handle(nodeid), name, mode, flags)
+        return [self._gained(st), self._opened(fh)]
+
+    def read(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
+        return [self.h.read(fh, size, offset)]
+
+    def write(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        fh, offset, size, write_flags, _, _, _ = fp.WRITE_IN.unpack_from(body)
+        data = body[fp.WRITE_IN.size:fp.WRITE_IN.size + size]
+        kill = None
+        if write_flags & fp.WRITE_KILL_SUIDGID:
+            kill = self._proc(uid, gid, pid)
+        n = self.h.write(fh, data, offset, kill_suid=kill)
+        return [fp.WRITE_OUT.pack(n, 0)]
+
+    def flush(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        # Not sent (FOPEN_NOFLUSH); ENOSYS would tell the host never to ask again.
+        raise OSError(errno.ENOSYS, "flush")
+
+    def release(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        fh = fp.RELEASE_IN.unpack_from(body)[0]
+        with self._mu:
+            self._files.discard(fh)
         self.h.release(fh)
+        return []
 
-    @_fuse_op
-    async def fsync(self, fh: int, datasync: bool) -> None:
-        self.h.fsync(fh, datasync)
+    def fsync(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        fh, flags, _ = fp.FSYNC_IN.unpack_from(body)
+        self.h.fsync(fh, bool(flags & fp.FSYNC_FDATASYNC))
+        return []
 
-    # -- directories -----------------------------------------------------------
+    def lseek(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        fh, offset, whence, _ = fp.LSEEK_IN.unpack_from(body)
+        return [fp.LSEEK_OUT.pack(self.h.lseek(fh, offset, whence))]
 
-    @_fuse_op
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        dh = self.h.opendir(self._proc(ctx), self._handle(inode))
-        self._dirs.add(dh)
-        return dh
+    def fallocate(self, nodeid: int, uid: int, gid: int, pid: int,
+                  body: memoryview) -> list[bytes]:
+        fh, offset, length, mode, _ = fp.FALLOCATE_IN.unpack_from(body)
+        self.h.fallocate(self._proc(uid, gid, pid), fh, mode, offset, length)
+        return []
 
-    @_fuse_op
-    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+    def copy_file_range(self, nodeid: int, uid: int, gid: int, pid: int,
+                        body: memoryview) -> list[bytes]:
+        fh_in, off_in, _, fh_out, off_out, length, flags = fp.COPY_FILE_RANGE_IN.unpack_from(body)
+        if flags:
+            raise OSError(errno.EINVAL, "copy_file_range flags")
+        n = self.h.copy_file_range(self._proc(uid, gid, pid), fh_in, off_in, fh_out, off_out,
+                                   length)
+        return [fp.WRITE_OUT.pack(n, 0)]
+
+    # -- directories ------------------------------------------------------------------------
+
+    def opendir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        dh = self.h.opendir(self._proc(uid, gid, pid), self._handle(nodeid))
+        with self._mu:
+            self._dirs.add(dh)
+        return [fp.OPEN_OUT.pack(dh, 0, 0)]
+
+    def _readdir(self, body: memoryview, plus: bool) -> list[bytes]:
+        fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
+        out: list[bytes] = []
+        room = [size]
         lookups = self._lookups
+        mu = self._mu
 
         def reply(name: bytes, st: os.stat_result, next_off: int) -> bool:
-            if not pyfuse3.readdir_reply(token, name, self._entry(st), next_off):
+            need = fp.dirent_size(len(name), plus)
+            if need > room[0]:
                 return False
-            if name != b"." and name != b"..":  # the host counts all but these
-                lookups[st.st_ino] = lookups.get(st.st_ino, 0) + 1
+            room[0] -= need
+            ino = self._ino(st.st_ino)
+            rec = fp.DIRENT.pack(ino, next_off, len(name), (st.st_mode >> 12) & 0xF) + name
+            if plus:
+                rec = self._entry(st) + rec
+                if name != b"." and name != b"..":  # the host counts all but these
+                    with mu:
+                        lookups[st.st_ino] = lookups.get(st.st_ino, 0) + 1
+            out.append(rec + b"\0" * (need - len(rec)))
             return True
 
-        self.h.readdir(fh, start_id, reply)
+        self.h.readdir(fh, offset, reply, plus=plus)
+        return out
 
-    @_fuse_op
-    async def releasedir(self, fh: int) -> None:
-        self._dirs.discard(fh)
-        self.h.releasedir(fh)
+    def readdir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        return self._readdir(body, False)
 
-    @_fuse_op
-    async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        return None  # directories live in memory: nothing to write back
+    def readdirplus(self, nodeid: int, uid: int, gid: int, pid: int,
+                    body: memoryview) -> list[bytes]:
+        return self._readdir(body, True)
 
-    @_fuse_op
-    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        vfs = self.h.statfs()
-        d = pyfuse3.StatvfsData()
-        d.f_bsize = vfs.f_bsize
-        d.f_frsize = vfs.f_frsize
-        d.f_blocks = vfs.f_blocks
-        d.f_bfree = vfs.f_bfree
-        d.f_bavail = vfs.f_bavail
-        d.f_files = vfs.f_files
-        d.f_ffree = vfs.f_ffree
-        d.f_favail = vfs.f_favail
-        d.f_namemax = vfs.f_namemax
-        return d
+    def releasedir(self, nodeid: int, uid: int, gid: int, pid: int,
+                   body: memoryview) -> list[bytes]:
+        dh = fp.RELEASE_IN.unpack_from(body)[0]
+        with self._mu:
+            self._dirs.discard(dh)
+        self.h.releasedir(dh)
+        return []
 
-    # -- extended attributes: not offered ----------------------------------------
-    # ENOSYS makes the host kernel stop asking and answer EOPNOTSUPP (ENOTSUP)
-    # itself from then on, which also spares a request per write (the host asks
-    # for security.capability before every write until it knows).
+    def fsyncdir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        return []  # directories live in memory: nothing to write back
 
-    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        raise pyfuse3.FUSEError(errno.ENOSYS)
+    def statfs(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        v = self.h.statfs()
+        return [fp.STATFS_OUT.pack(v.f_blocks, v.f_bfree, v.f_bavail, v.f_files, v.f_ffree,
+                                   v.f_bsize, v.f_namemax, v.f_frsize, 0)]
 
-    async def setxattr(
-        self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
-    ) -> None:
-        raise pyfuse3.FUSEError(errno.ENOSYS)
+    # Extended attributes, locks, ioctl, bmap, poll, tmpfile: no handler, so
+    # ENOSYS. For xattrs that makes the host answer EOPNOTSUPP itself from then
+    # on (and stop asking for security.capability before every write).
 
-    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
-        raise pyfuse3.FUSEError(errno.ENOSYS)
+    # -- serving ----------------------------------------------------------------------------
 
-    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise pyfuse3.FUSEError(errno.ENOSYS)
+    def serve_forever(self) -> None:
+        """Read and answer requests until the connection ends or the channel is woken."""
+        ch = self.ch
+        buf = bytearray(BUFSIZE)
+        mv = memoryview(buf)
+        ops = self.ops
+        unpack = fp.IN_HEADER.unpack_from
+        pack = _OUT.pack
+        send = ch.send
+        while True:
+            n = ch.receive(buf)
+            if n == 0:
+                return
+            length, opcode, unique, nodeid, uid, gid, pid, _, _ = unpack(buf)
+            handler = ops.get(opcode)
+            try:
+                if handler is None:
+                    raise OSError(errno.ENOSYS, "no such operation")
+                parts = handler(nodeid, uid, gid, pid, mv[_HDR:length])
+            except OSError as exc:
+                if opcode != fp.FORGET and opcode != fp.BATCH_FORGET:
+                    send([pack(16, -(exc.errno or errno.EIO), unique)])
+                continue
+            except Exception:
+                log.exception("rumpfs.fuse: opcode %d on node %d failed; answering EIO",
+                              opcode, nodeid)
+                send([pack(16, -errno.EIO, unique)])
+                continue
+            if parts is None:
+                continue  # forget, interrupt: no reply
+            size = 16
+            for part in parts:
+                size += len(part)
+            send([pack(size, 0, unique), *parts])
 
-    # -- teardown --------------------------------------------------------------
+    # -- teardown ---------------------------------------------------------------------------
 
     def release_all(self) -> None:
         """Give back what the host held when it went away (after unmount)."""
-        for fh in list(self._files):
+        with self._mu:
+            files, dirs, lookups = list(self._files), list(self._dirs), list(self._lookups.items())
+            self._files.clear()
+            self._dirs.clear()
+            self._lookups.clear()
+        for fh in files:
             with _logged("release"):
                 self.h.release(fh)
-        self._files.clear()
-        for dh in list(self._dirs):
+        for dh in dirs:
             with _logged("releasedir"):
                 self.h.releasedir(dh)
-        self._dirs.clear()
-        for handle, n in list(self._lookups.items()):
+        for handle, n in lookups:
             with _logged("forget"):
                 self.h.forget(handle, n)
-        self._lookups.clear()
 
 
 @contextlib.contextmanager
@@ -455,16 +508,12 @@ def _logged(what: str) -> Iterator[None]:
         log.exception("rumpfs.fuse: %s during teardown failed", what)
 
 
-# pyfuse3 has one session per process: this guards it.
-_session_guard = threading.Lock()
-
-
 class FuseServer:
-    """One FUSE mount of a kernel, served from a background thread.
+    """One FUSE mount of a kernel, served from background threads.
 
-    ``start()`` returns once the mount answers; ``stop()`` unmounts, ends the
-    loop and releases what the host held. ``wait()`` blocks until the mount
-    ends (``fusermount3 -u``) or ``stop()``/``request_stop()``.
+    ``start()`` returns once the mount answers; ``stop()`` unmounts (only our
+    own mount), ends the readers and releases what the host held. ``wait()``
+    blocks until the mount ends (``fusermount3 -u``) or ``request_stop()``.
     """
 
     def __init__(
@@ -475,158 +524,107 @@ class FuseServer:
         read_only: bool = False,
         allow_other: bool = False,
         debug: bool = False,
+        threads: int = 1,
     ) -> None:
         self.mountpoint = os.path.abspath(os.fspath(mountpoint))
-        self.ops = RumpOperations(handles)
-        self.options = {"fsname=rumpfs", "subtype=rumpfs"}
-        if read_only:
-            self.options.add("ro")
-        if allow_other:
-            self.options.add("allow_other")
-        if debug:
-            self.options.add("debug")
+        self.channel = FuseChannel(self.mountpoint, read_only=read_only,
+                                   allow_other=allow_other)
+        self.ops = RumpOperations(handles, self.channel)
         self.debug = debug
-        self._thread: threading.Thread | None = None
-        self._done = threading.Event()
+        self.nthreads = max(1, threads)
+        self._threads: list[threading.Thread] = []
+        self._done = threading.Event()       # the loop ended or a stop was asked for
+        self._ended = threading.Event()      # every reader has returned
+        self._live = 0
+        self._live_mu = threading.Lock()
         self._error: BaseException | None = None
-        self._owns_session = False
-        self._initialized = False
         self._closed = False
-
-    # -- start -----------------------------------------------------------------
 
     def start(self) -> None:
         if not os.path.isdir(self.mountpoint):
             raise NotADirectoryError(
                 errno.ENOTDIR, "mount point is not a directory", self.mountpoint
             )
-        if not _session_guard.acquire(blocking=False):
-            raise RuntimeError(
-                "rumpfs.fuse: a FUSE session is already active in this process "
-                "(pyfuse3 supports one at a time); leave the other serve() first"
-            )
-        self._owns_session = True
+        if self.debug:
+            log.setLevel(logging.DEBUG)
         try:
-            dev0 = os.stat(self.mountpoint).st_dev
-            if self.debug:
-                log.setLevel(logging.DEBUG)
             try:
-                pyfuse3.init(self.ops, self.mountpoint, self.options)
-            except RuntimeError as exc:
+                self.channel.mount()
+            except OSError as exc:
                 raise RuntimeError(
-                    f"rumpfs.fuse: cannot mount at {self.mountpoint}: {exc} "
-                    "(is /dev/fuse usable and fusermount3 installed?)"
+                    f"rumpfs.fuse: cannot mount at {self.mountpoint}: {exc}"
                 ) from exc
-            self._initialized = True
-            self._thread = threading.Thread(target=self._run, name="rumpfs-fuse", daemon=True)
-            self._thread.start()
-            self._wait_mounted(dev0)
+            self._live = self.nthreads
+            for i in range(self.nthreads):
+                t = threading.Thread(target=self._run, name=f"rumpfs-fuse-{i}", daemon=True)
+                self._threads.append(t)
+                t.start()
+            self._wait_mounted()
         except BaseException:
             self.stop()
             raise
 
     def _run(self) -> None:
         try:
-            # Handlers never yield (the kernel is called synchronously), so more
-            # worker tasks would only add task churn to every request.
-            trio.run(functools.partial(pyfuse3.main, min_tasks=1, max_tasks=1))
+            self.ops.serve_forever()
         except BaseException as exc:  # reported by stop()/wait()
             self._error = exc
-            log.exception("rumpfs.fuse: the FUSE main loop failed")
+            log.exception("rumpfs.fuse: a FUSE reader failed")
         finally:
-            self._done.set()
+            with self._live_mu:
+                self._live -= 1
+                last = self._live == 0
+            self.channel.wake()          # one reader ending ends them all
+            if last:
+                self._ended.set()
+                self._done.set()
 
-    def _wait_mounted(self, dev0: int) -> None:
+    def _wait_mounted(self) -> None:
+        # Wait for INIT without touching the mount point (a stat racing with
+        # someone's non-lazy unmount makes it fail EBUSY), then look once.
         deadline = time.monotonic() + MOUNT_TIMEOUT
-        while True:
-            if self._done.is_set():
+        while not self.ops.initialized.wait(0.05):
+            if self._ended.is_set():
                 raise RuntimeError(
                     f"rumpfs.fuse: the FUSE loop ended before {self.mountpoint} was mounted"
                 ) from self._error
-            try:
-                if os.stat(self.mountpoint).st_dev != dev0:
-                    return
-            except OSError:
-                pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"rumpfs.fuse: {self.mountpoint} did not come up")
-            self._done.wait(0.01)
-
-    # -- run / stop ------------------------------------------------------------
+        while not self.channel.record_dev():
+            if self._ended.is_set() or time.monotonic() > deadline:
+                raise RuntimeError(f"rumpfs.fuse: {self.mountpoint} did not come up")
+            time.sleep(0.005)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and not self._done.is_set()
+        return bool(self._threads) and not self._ended.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the loop ends; True if it has."""
+        """Block until the loop ends or a stop is requested; True if so."""
         return self._done.wait(timeout)
 
     def request_stop(self) -> None:
-        """Ask the loop to end (from any thread, also from a signal handler)."""
-        token = pyfuse3.trio_token
-        if token is None or self._done.is_set():
-            return
-        try:
-            trio.from_thread.run_sync(pyfuse3.terminate, trio_token=token)
-        except (trio.RunFinishedError, RuntimeError):
-            pass  # the loop ended meanwhile
+        """Ask serving to end (from any thread, also from a signal handler)."""
+        self._done.set()
 
     def stop(self) -> None:
-        """Unmount, end the loop and give back everything the host held."""
+        """Unmount our own mount, end the readers and give back what the host held."""
         if self._closed:
             return
         self._closed = True
+        self._done.set()
+        ch = self.channel
         try:
-            if self._thread is not None:
-                self.request_stop()
-                self._thread.join(STOP_TIMEOUT)
-                if self._thread.is_alive():
-                    log.error("rumpfs.fuse: the FUSE loop did not end; unmounting lazily")
-                    _lazy_unmount(self.mountpoint)
-                    self._thread.join(STOP_TIMEOUT)
-            if self._initialized:
-                self._initialized = False
-                try:
-                    pyfuse3.close(unmount=True)
-                except Exception:
-                    log.exception("rumpfs.fuse: pyfuse3.close failed")
-            if _is_mounted(self.mountpoint):
-                _lazy_unmount(self.mountpoint)
-            self.ops.release_all()
+            if ch.fd >= 0:
+                ch.unmount()
+            ch.wake()
+            for t in self._threads:
+                t.join(STOP_TIMEOUT)
+                if t.is_alive():
+                    log.error("rumpfs.fuse: a FUSE reader did not end")
         finally:
-            if self._owns_session:
-                self._owns_session = False
-                _session_guard.release()
-
-
-def _is_mounted(mountpoint: str) -> bool:
-    """Whether a rumpfs FUSE mount sits at ``mountpoint`` (from /proc/self/mountinfo)."""
-    target = mountpoint.encode()
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 4 and _unescape(fields[4]) == target and b" - fuse" in line:
-                    return True
-    except OSError:
-        pass
-    return False
-
-
-def _unescape(field: bytes) -> bytes:
-    return (
-        field.replace(b"\\040", b" ").replace(b"\\011", b"\t").replace(b"\\012", b"\n")
-        .replace(b"\\134", b"\\")
-    )
-
-
-def _lazy_unmount(mountpoint: str) -> None:
-    tool = shutil.which("fusermount3") or shutil.which("fusermount")
-    if tool is None:
-        log.error("rumpfs.fuse: no fusermount3 to unmount %s", mountpoint)
-        return
-    subprocess.run([tool, "-u", "-z", "-q", mountpoint], check=False, timeout=STOP_TIMEOUT)
+            ch.close()   # aborts the connection if the host still holds it (lazy unmount)
+            self.ops.release_all()
 
 
 @contextlib.contextmanager
@@ -637,19 +635,20 @@ def serve(
     read_only: bool = False,
     allow_other: bool = False,
     debug: bool = False,
+    threads: int = 1,
 ) -> Iterator[FuseServer]:
-    """Serve ``kernel`` at ``mountpoint`` from a background thread.
+    """Serve ``kernel`` at ``mountpoint`` from background threads.
 
     Returns once the mount answers. Leaving the block (also by an exception)
-    unmounts and ends the thread. The program keeps using ``kernel``
+    unmounts and ends the threads. The program keeps using ``kernel``
     in-process meanwhile; its changes are visible to host programs at once.
-    Only one ``serve`` can be active per process (a pyfuse3 limit).
     ``allow_other`` lets users other than the one mounting use the mount (for
     non-root mounters it needs ``user_allow_other`` in /etc/fuse.conf).
+    Several ``serve`` blocks may be active at once (one per mount point).
     """
     server = FuseServer(
         kernel.node_handles(), mountpoint,
-        read_only=read_only, allow_other=allow_other, debug=debug,
+        read_only=read_only, allow_other=allow_other, debug=debug, threads=threads,
     )
     server.start()
     try:

@@ -139,6 +139,9 @@ def _kill_suid(p: VProc, vp: Vnode) -> None:
         vp.ops.vop_setattr(vp, Vattr(mode=st.S_IMODE(mode) & ~kill, ctime_ns=_now(p)))
 
 
+kill_suid = _kill_suid   # for frontends: FUSE's KILL_SUIDGID asks for exactly this
+
+
 def _suid_bits_to_kill(p: VProc, mode: int, gid: int) -> int:
     """Linux's should_remove_suid + setattr_should_drop_sgid: setuid always; setgid
     when group-executable, or when the caller is neither in the group nor root."""
