@@ -29,8 +29,8 @@ from rumpfs.kern.proc import Proc
 from rumpfs.vfs import syscalls as sc
 from rumpfs.vfs.genfs import RENAME_EXCHANGE, RENAME_NOREPLACE
 from rumpfs.vfs.namei import dotdot, lookup_last
-from rumpfs.vfs.syscalls import UTIME_NOW, VProc
-from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vnode, vref, vrele
+from rumpfs.vfs.syscalls import UTIME_NOW, VProc, _check_writable_fs
+from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vattr, Vnode, vref, vrele
 
 if TYPE_CHECKING:
     from rumpfs.kernel import Kernel, Process
@@ -186,7 +186,15 @@ class NodeHandles:
                 sc.setattr_times(proc, vp, atime_ns, mtime_ns)
             if touch and size is None and mode is None and uid is None and gid is None \
                     and atime_ns is None and mtime_ns is None:
-                sc.setattr_owner(proc, vp, -1, -1)
+                # An empty SETATTR is chown(f, -1, -1) -- or the host's
+                # file_remove_privs before a non-owner's write, which must not
+                # fail (the WRITE itself carries KILL_SUIDGID): so where
+                # chown would refuse, only ctime moves.
+                try:
+                    sc.setattr_owner(proc, vp, -1, -1)
+                except PermissionError:
+                    _check_writable_fs(vp)
+                    vp.ops.vop_setattr(vp, Vattr(ctime_ns=proc.ctx.clock.now_ns()))
             return with_handle(vp.ops.vop_getattr(vp), handle)
 
     def _check_truncate(self, proc: VProc, vp: Vnode, size: int, fh: int | None) -> None:
