@@ -317,17 +317,18 @@ class Allocator:
         for g in dirty:
             blocks.setdefault(g // per, []).append(g)
         for idx, groups in blocks.items():
-            blk = mp.gdt_block(idx)
-            bp = mp.bread(blk)
+            raws = []
             for g in groups:
                 gd = mp.gds[g]
                 bcs = ics = None
                 if sb.metadata_csum:
                     bcs, ics = self._bitmap_csums(gd)
-                raw = encode_gd(sb, g, gd, bcs, ics)
+                raws.append((g, encode_gd(sb, g, gd, bcs, ics)))
+            bp = mp.bread(mp.gdt_block(idx))
+            for g, raw in raws:
                 off = (g % per) * dsz
                 bp.data[off:off + dsz] = raw[:dsz]
-                gd.dirty = False
+                mp.gds[g].dirty = False
             mp.bdwrite(bp)
 
     def _bitmap_csums(self, gd: GroupDesc) -> tuple[int | None, int | None]:

@@ -188,18 +188,18 @@ class IndirectMap(BlockMap):
             self._set_iblock(slot, p)
         for depth, idx in enumerate(path):
             self._check_phys(p)
-            bp = self.mp.bread(p)
             if depth == len(path) - 1:
+                bp = self.mp.bread(p)
                 put32(bp.data, 4 * idx, pblk)
                 self.mp.bdwrite(bp)
                 return
-            nxt = u32(bp.data, 4 * idx)
+            nxt = u32(self.mp.read_block(p), 4 * idx)
             if nxt == 0:
+                # allocate with no buffer held: a failure must leak nothing
                 nxt = self._new_indirect(pblk)
+                bp = self.mp.bread(p)
                 put32(bp.data, 4 * idx, nxt)
                 self.mp.bdwrite(bp)
-            else:
-                self.mp.brelse(bp)
             p = nxt
 
     def _new_indirect(self, near: int) -> int:
@@ -239,8 +239,7 @@ class IndirectMap(BlockMap):
         if base + a * span <= lblk:
             return 0, False
         self._check_phys(blk)
-        bp = self.mp.bread(blk)
-        data = bp.data
+        data = bytearray(self.mp.read_block(blk))     # a copy: no buffer held below
         freed = 0
         changed = False
         for i in range(a):
@@ -263,10 +262,10 @@ class IndirectMap(BlockMap):
                     put32(data, 4 * i, 0)
                     changed = True
         empty = not any(data)
-        if changed:
+        if changed and not empty:
+            bp = self.mp.bread(blk)
+            bp.data[:] = data
             self.mp.bdwrite(bp)
-        else:
-            self.mp.brelse(bp)
         if empty:
             self.mp.alloc.free_blocks(blk, 1)
             freed += 1

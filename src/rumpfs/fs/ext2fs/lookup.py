@@ -223,27 +223,32 @@ class Dir:
         mp = self.mp
         for lblk in list(range(self.dvp.dirhint, nb)) + list(range(min(self.dvp.dirhint, nb))):
             pblk = self._pblk(lblk)
-            bp = mp.bread(pblk)
-            data = bp.data
-            for off, rl, eino, ename, _eft in self.parse(lblk, data):
+            # parse a copy (parsing may fail: no buffer is held then)
+            slot = None
+            for off, rl, eino, ename, _eft in self.parse(lblk, mp.read_block(pblk)):
                 used = _need(len(ename)) if eino else 0
                 if rl - used >= need:
-                    if eino:
-                        self._put(data, off, eino, used, ename, data[off + 7]
-                                  if self.filetype else 0)
-                        if not self.filetype:
-                            put16(data, off + 6, len(ename))
-                        noff = off + used
-                        self._put(data, noff, ino, rl - used, name, ft)
-                    else:
-                        noff = off
-                        self._put(data, off, ino, rl, name, ft)
-                    self._seal(data)
-                    mp.bdwrite(bp)
-                    dc[name] = (ino, ft, lblk, noff)
-                    self.dvp.dirhint = lblk
-                    return
-            mp.brelse(bp)
+                    slot = off, rl, eino, ename, used
+                    break
+            if slot is not None:
+                off, rl, eino, ename, used = slot
+                bp = mp.bread(pblk)
+                data = bp.data
+                if eino:
+                    self._put(data, off, eino, used, ename, data[off + 7]
+                              if self.filetype else 0)
+                    if not self.filetype:
+                        put16(data, off + 6, len(ename))
+                    noff = off + used
+                    self._put(data, noff, ino, rl - used, name, ft)
+                else:
+                    noff = off
+                    self._put(data, off, ino, rl, name, ft)
+                self._seal(data)
+                mp.bdwrite(bp)
+                dc[name] = (ino, ft, lblk, noff)
+                self.dvp.dirhint = lblk
+                return
         # no room: a new block at the end
         data = self._new_block(nb)
         end = self.bs - 12 if self.csum else self.bs
@@ -294,21 +299,23 @@ class Dir:
             raise_errno(errno.ENOENT)
         _ino, _ft, lblk, off = got
         mp = self.mp
-        bp = mp.bread(self._pblk(lblk))
-        data = bp.data
+        pblk = self._pblk(lblk)
         prev = -1
-        for eoff, rl, _eino, _n, _f in self.parse(lblk, data):
+        rl = 0
+        for eoff, erl, _eino, _n, _f in self.parse(lblk, mp.read_block(pblk)):
             if eoff == off:
-                if prev < 0:
-                    put32(data, off, 0)         # first in its block: just unused
-                else:
-                    prl = rec_len_of(u16(data, prev + 4), self.bs)
-                    put16(data, prev + 4, rec_len_to(prl + rl, self.bs))
+                rl = erl
                 break
             prev = eoff
         else:
-            mp.brelse(bp)
             corrupt("directory %d: entry %r vanished", self.dvp.ino, name)
+        bp = mp.bread(pblk)
+        data = bp.data
+        if prev < 0:
+            put32(data, off, 0)         # first in its block: just unused
+        else:
+            prl = rec_len_of(u16(data, prev + 4), self.bs)
+            put16(data, prev + 4, rec_len_to(prl + rl, self.bs))
         self._seal(data)
         mp.bdwrite(bp)
         del dc[name]

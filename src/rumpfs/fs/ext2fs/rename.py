@@ -64,7 +64,7 @@ def rename(ops: Ext2Ops, fdvp: Ext2Node, fname: bytes, fvp: Ext2Node, tdvp: Ext2
         tvp.ctime = now
         iupdate(tvp)
         if tvp.nlink == 0 and tvp.usecount == 0:
-            ops._free(tvp)
+            ops.release(tvp)
     fvp.ctime = now
     fdvp.mtime = fdvp.ctime = tdvp.mtime = tdvp.ctime = now
     iupdate(fvp)

@@ -32,6 +32,7 @@ from rumpfs.fs.ext2fs.ext2fs import (
     RO_HUGE_FILE,
     RO_LARGE_FILE,
     corrupt,
+    log,
     put32,
     u32,
 )
@@ -148,7 +149,7 @@ class Ext2Ops(GenfsOps):
     def _discard(self, vp: Ext2Node) -> None:
         """Undo a half-made node (its name could not be entered)."""
         vp.nlink = 0
-        self._free(vp)
+        self.release(vp)
 
     def _enter(self, dvp: Ext2Node, name: bytes, vp: Ext2Node) -> None:
         try:
@@ -158,6 +159,17 @@ class Ext2Ops(GenfsOps):
             raise
         dvp.mtime = dvp.ctime = self.clock.now_ns()
         iupdate(dvp)
+
+    def release(self, vp: Ext2Node) -> None:
+        """Free unlinked ``vp``; a corrupt block map is logged, not raised (the
+        name is already gone; the blocks stay allocated for e2fsck to find)."""
+        try:
+            self._free(vp)
+        except OSError as e:
+            log.warning("ext2fs: inode %d could not be freed: %s", vp.ino, e.strerror)
+            _mp(vp).vcache.pop(vp.ino, None)
+            vp.nlink = 0
+            vp.ino = -abs(vp.ino)
 
     def _free(self, vp: Ext2Node) -> None:
         """Give back the blocks and the inode of unlinked ``vp``."""
@@ -322,7 +334,7 @@ class Ext2Ops(GenfsOps):
         iupdate(d)
         iupdate(n)
         if n.nlink == 0 and n.usecount == 0:
-            self._free(n)
+            self.release(n)
 
     def vop_rmdir(self, dvp: Vnode, name: str, vp: Vnode) -> None:
         d, n = _node(dvp), _node(vp)
@@ -338,7 +350,7 @@ class Ext2Ops(GenfsOps):
         iupdate(d)
         iupdate(n)
         if n.usecount == 0:
-            self._free(n)
+            self.release(n)
 
     def vop_rename(
         self, fdvp: Vnode, fname: str, fvp: Vnode, tdvp: Vnode, tname: str, tvp: Vnode | None
@@ -609,7 +621,7 @@ class Ext2Ops(GenfsOps):
     def vop_inactive(self, vp: Vnode) -> None:
         n = _node(vp)
         if n.nlink == 0 and n.ino > 0:
-            self._free(n)
+            self.release(n)
 
     def vop_reclaim(self, vp: Vnode) -> None:
         n = _node(vp)
