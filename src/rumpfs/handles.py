@@ -56,12 +56,16 @@ class NodeHandles:
 
     ROOT = 1
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, root: Vnode | None = None) -> None:
+        """``root``: serve the tree below this directory only (a mounted disk
+        image); the callers' processes are chrooted there."""
         self._kernel = kernel
         self._lock = kernel.lock
         self._vfs = kernel.vfs
-        root = self._vfs.rootvnode
+        if root is None:
+            root = self._vfs.rootvnode
         assert root is not None
+        self._root = root
         self._next = 2
         root.handle = self.ROOT
         self._vnodes: dict[int, Vnode] = {self.ROOT: root}   # handle -> vnode, while counted
@@ -100,6 +104,13 @@ class NodeHandles:
         proc = self._procs.get(key)
         if proc is None:
             proc = self._kernel.process(uid, gid, groups, umask=umask)
+            if self._root is not self._vfs.rootvnode:
+                with self._lock:                # chroot + chdir to the served tree
+                    vp = proc._p
+                    old = (vp.root, vp.cwd)
+                    vp.root, vp.cwd = vref(self._root), vref(self._root)
+                    vrele(old[0])
+                    vrele(old[1])
             self._procs[key] = proc
         return proc
 

@@ -36,6 +36,7 @@ from rumpfs.rumpuser import Hypervisor
 from rumpfs.rumpuser.posix import PosixHost
 from rumpfs.vfs import syscalls as sc
 from rumpfs.vfs.mount import MountArgs, Vfs
+from rumpfs.vfs.namei import namei
 from rumpfs.vfs.syscalls import StrOrBytesPath, VProc
 from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vnode, VType, vref, vrele
 
@@ -601,12 +602,21 @@ class Kernel(Process):
 
     # -- frontends ----------------------------------------------------------
 
-    def node_handles(self) -> NodeHandles:
-        """The narrow vnode-handle API the FUSE frontend drives (see ``handles``)."""
+    def node_handles(self, root: StrOrBytesPath | None = None) -> NodeHandles:
+        """The narrow vnode-handle API the FUSE frontend drives (see ``handles``);
+        ``root``: a directory to serve instead of "/" (a mounted image), fixed
+        by the first call (EBUSY if a later one names another)."""
         from rumpfs.handles import NodeHandles
         with self._lock:
+            vp = None
+            if root is not None:
+                vp = namei(self._p, sc.pathstr(root), self._p.cwd, True)
+                if vp.type is not VDIR:
+                    raise_errno(errno.ENOTDIR, root)
             if self._handles is None:
-                self._handles = NodeHandles(self)
+                self._handles = NodeHandles(self, vp)
+            elif vp is not None and self._handles._root is not vp:
+                raise_errno(errno.EBUSY, root)
             return self._handles
 
     def add_shutdown_hook(self, hook: Any) -> None:

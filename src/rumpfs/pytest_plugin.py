@@ -28,6 +28,16 @@ Marker
     from every test file.  Repeatable; markers are applied outermost first
     (module, then class, then function, top decorator first).
 
+Marker
+    ``@pytest.mark.rumpfs_image(image, at="/image", partition=None, fstype=None,
+    read_only=False)`` attaches the host disk image ``image`` to
+    ``rumpfs_kernel`` (as ``/dev/rumpdisk0``, the next one ``/dev/rumpdisk1``...,
+    partitions ``/dev/rumpdisk0pN``) and mounts its file system at ``at``, as
+    ``rumpfs mount --image`` does (docs/blockdev.md): the first partition
+    holding a file system rumpfs knows, or the one given, with the type
+    detected unless ``fstype`` is given. Applied after the ``rumpfs_etfs``
+    markers; the kernel's shutdown flushes and unmounts it.
+
 Imports: pytest and the standard library at import time (this module is
 loaded into every pytest run once rumpfs is installed, so it stays cheap);
 ``rumpfs`` and ``rumpfs.fuse`` only inside the fixtures.
@@ -59,8 +69,16 @@ _MARKER_HELP = (
 )
 
 
+_IMAGE_MARKER_HELP = (
+    "rumpfs_image(image, at='/image', partition=None, fstype=None, read_only=False): "
+    "attach a host disk image to the rumpfs_kernel fixture and mount its file system "
+    "at `at` (a relative image path is relative to the rootdir)"
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER_HELP)
+    config.addinivalue_line("markers", _IMAGE_MARKER_HELP)
 
 
 @dataclass(frozen=True)
@@ -141,14 +159,40 @@ def _apply_one(
     k.etfs_register(key, str(host), ftype, begin=begin, size=size)
 
 
+def _apply_image_markers(request: pytest.FixtureRequest, k: Kernel) -> None:
+    markers = list(reversed(list(request.node.iter_markers("rumpfs_image"))))
+    for n, m in enumerate(markers):
+        try:
+            _image_one(request.config.rootpath, k, f"/dev/rumpdisk{n}", *m.args, **m.kwargs)
+        except (TypeError, ValueError) as exc:
+            pytest.fail(f"bad @pytest.mark.rumpfs_image{_fmt(m.args, m.kwargs)}: {exc}",
+                        pytrace=False)
+        except OSError as exc:
+            exc.add_note(f"while applying @pytest.mark.rumpfs_image{_fmt(m.args, m.kwargs)}")
+            raise
+
+
+def _image_one(rootdir: Path, k: Kernel, disk: str, image: str | os.PathLike[str],
+               at: str = "/image", partition: int | None = None, fstype: str | None = None,
+               read_only: bool = False) -> None:
+    from rumpfs.frontends.image import mount_image
+
+    host = Path(os.fspath(image))
+    if not host.is_absolute():
+        host = rootdir / host
+    mount_image(k, host, partition=partition, fstype=fstype, read_only=read_only, at=at,
+                disk=disk)
+
+
 @pytest.fixture
 def rumpfs_kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
-    """A fresh rumpfs Kernel, with the test's rumpfs_etfs markers applied."""
+    """A fresh rumpfs Kernel, with the test's rumpfs_etfs and rumpfs_image markers applied."""
     from rumpfs import Kernel
 
     k = Kernel()
     try:
         _apply_etfs_markers(request, k)
+        _apply_image_markers(request, k)
         yield k
     finally:
         k.shutdown()

@@ -269,3 +269,40 @@ def test_subprocess_reads_through_mount_what_test_wrote(
     )
     result = run_subprocess(pytester, monkeypatch)
     result.assert_outcomes(passed=1)
+
+
+def test_rumpfs_image_marker(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    import subprocess
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "hello.txt").write_text("from the image\n")
+    img = pytester.path / "disk.img"
+    with open(img, "wb") as f:
+        f.truncate(8 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(img)], check=True,
+                   capture_output=True)
+    (pytester.path / "disk2.img").write_bytes(img.read_bytes())
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.rumpfs_image("disk.img")
+        @pytest.mark.rumpfs_image("disk.img", at="/ro", read_only=True)
+        def test_it(rumpfs_kernel):
+            k = rumpfs_kernel
+            assert k.open_file("/image/hello.txt").read() == "from the image\\n"
+            assert sorted(k.listdir("/dev")) == ["rumpdisk0", "rumpdisk1"]
+            with open("/dev/null", "w"):
+                pass
+
+        @pytest.mark.rumpfs_image("disk.img", partition=3)
+        def test_bad(rumpfs_kernel):
+            pass
+        """
+    )
+    result = run(pytester, "--strict-markers")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*bad @pytest.mark.rumpfs_image('disk.img', partition=3)*"])
+    result = run(pytester, "--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.rumpfs_image(image, at='/image'*"])

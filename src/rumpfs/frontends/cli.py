@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -135,6 +136,8 @@ examples:
   rumpfs mount /mnt/rump --etfs /data=/srv/data,type=dir_subdirs
   rumpfs mount /mnt/rump --etfs /dev/disk0=/srv/disk.img,type=blk,begin=1M,size=64M
   rumpfs mount /mnt/rump --etfs /notes.txt=$HOME/notes.txt --read-only
+  rumpfs mount /mnt/disk --image disk.img     # an ext4 image (or its first partition)
+  rumpfs mount /mnt/disk --image disk.img --partition 2 --read-only
   sudo rumpfs mount /mnt/rump --allow-other   # let other users in
   fusermount3 -u /mnt/rump                    # stop serving
 """
@@ -174,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_etfs_arg,
         default=[],
         help="map a host file or directory into the kernel (repeatable; see below)",
+    )
+    mount.add_argument(
+        "--image", metavar="IMAGE",
+        help="serve the file system on host disk image IMAGE (ext2/3/4; a bare file "
+        "system or a partition of its MBR/GPT) instead of a fresh tree; see docs/blockdev.md",
+    )
+    mount.add_argument(
+        "--partition", metavar="N", type=int,
+        help="with --image: partition N (as Linux numbers them; 0: the whole disk); "
+        "default: the first one holding a file system rumpfs knows",
+    )
+    mount.add_argument(
+        "--fs", metavar="TYPE",
+        help="with --image: the file-system type (ext2, msdos); default: from the on-disk magic",
     )
     mount.add_argument(
         "--read-only", action="store_true", help="mount read-only (writes fail with EROFS)"
@@ -284,6 +301,11 @@ def _cmd_mount(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
 
     from rumpfs import Kernel
 
+    if args.image is None and (args.partition is not None or args.fs is not None):
+        parser.error("--partition and --fs go with --image")
+    if args.image is not None and args.etfs:
+        parser.error("--image serves the image's file system only: no --etfs with it")
+
     with Kernel() as k, _signals_stop() as stopper:
         try:
             _apply_etfs(k, args.etfs)
@@ -291,12 +313,28 @@ def _cmd_mount(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
             _err(f"--etfs: {exc.strerror or exc}"
                  + (f": {exc.filename}" if exc.filename else ""))
             return 2
+        root, read_only = None, args.read_only
+        if args.image is not None:
+            from rumpfs.frontends.image import mount_image
+            try:
+                im = mount_image(k, args.image, partition=args.partition, fstype=args.fs,
+                                 read_only=args.read_only)
+            except ValueError as exc:
+                _err(f"--image: {exc}")
+                return 2
+            except OSError as exc:
+                _err(f"--image {args.image}: {exc.strerror or exc}")
+                missing = exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
+                return 2 if missing else 1
+            for warning in im.warnings:
+                _err(f"warning: {warning}")
+            root, read_only = im.mountpoint, im.read_only
         try:
             from rumpfs.frontends.fuse import FuseServer
 
             server = FuseServer(
-                k.node_handles(), mountpoint,
-                read_only=args.read_only, allow_other=args.allow_other, debug=args.debug,
+                k.node_handles(root), mountpoint,
+                read_only=read_only, allow_other=args.allow_other, debug=args.debug,
             )
             server.start()
         except (ImportError, OSError, RuntimeError) as exc:

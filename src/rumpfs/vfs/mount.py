@@ -184,17 +184,16 @@ class Vfs:
             dev.close()
 
     def shutdown_devices(self) -> OSError | None:
-        """At kernel shutdown: sync and unmount every mount on a device (a busy
-        one is synced and its device released without ``vfs_unmount``).
-        Returns the first error, after trying everything."""
+        """At kernel shutdown: sync and unmount every mount on a device, busy or
+        not (a forced unmount: vnodes still referenced, by a frontend say, are
+        never used again). Returns the first error, after trying everything."""
         first: OSError | None = None
         for mp in reversed(self.mounts):
             if mp.device is None:
                 continue
             try:
                 self.sync_mount(mp)
-                if not mp.busy:
-                    mp.ops.vfs_unmount(mp)
+                mp.ops.vfs_unmount(mp)
             except OSError as e:
                 first = first or e
             try:
