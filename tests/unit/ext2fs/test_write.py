@@ -206,3 +206,30 @@ def test_clean_journal_untouched(tmp_path: Path) -> None:
     E.e2fsck(img)
     out = subprocess.run(["dumpe2fs", "-h", str(img)], capture_output=True, text=True).stdout
     assert "clean" in out and "needs_recovery" not in out
+
+
+@pytest.mark.parametrize("size_mib, args, linux", [
+    (64, ["-t", "ext2", "-r", "0"], True),                                 # revision 0
+    (64, ["-t", "ext4", "-b", "2048", "-O", "metadata_csum_seed,^has_journal"], True),
+    (256, ["-t", "ext4", "-b", "65536"], False),     # Linux with 4 KiB pages cannot mount it
+])
+def test_other_geometries(tmp_path: Path, size_mib: int, args: list[str], linux: bool) -> None:
+    img = tmp_path / "x.img"
+    with open(img, "wb") as f:
+        f.truncate(size_mib << 20)
+    E.run(["mke2fs", "-q", "-F", *args, "-E", "root_owner=0:0", str(img)])
+    src = tmp_path / "src"
+    src.mkdir()
+    E.debugfs(img, E.debugfs_tree(src))
+    with mounted(img) as k:
+        k.mkdir("/mnt/p")
+        E.populate(k, "/mnt/p", big_dir=300, far_sparse=False)
+        k.unlink("/mnt/dir/multi")
+        k.rename("/mnt/dir/sub", "/mnt/p/sub")
+        ours = E.walk_kernel(k, "/mnt")
+    E.e2fsck(img)
+    with mounted(img, read_only=True) as k:
+        E.assert_same_tree(E.walk_kernel(k, "/mnt"), ours)
+    if linux:
+        with E.loop_mount(img) as mnt:
+            E.assert_same_tree(ours, E.walk_host(mnt))
