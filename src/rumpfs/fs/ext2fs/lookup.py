@@ -36,7 +36,7 @@ from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.ext2fs.bmap import bmap_of
 from rumpfs.fs.ext2fs.csum import crc32c_raw
 from rumpfs.fs.ext2fs.ext2fs import IN_FILETYPE, corrupt, put16, put32, u16, u32
-from rumpfs.fs.ext2fs.inode import INDEX_FL, Ext2Node, iupdate
+from rumpfs.fs.ext2fs.inode import ENCRYPT_FL, INDEX_FL, INLINE_DATA_FL, Ext2Node, iupdate
 from rumpfs.vfs.vnode import VBLK, VCHR, VDIR, VFIFO, VLNK, VNON, VREG, VSOCK, VType
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ class Dir:
     # -- blocks ------------------------------------------------------------
 
     def nblocks(self) -> int:
+        if self.dvp.flags & (INLINE_DATA_FL | ENCRYPT_FL):
+            raise_errno(errno.EOPNOTSUPP)       # inline or encrypted directories
         size = self.dvp.size
         if size % self.bs or size > self.bs << 32:
             corrupt("directory %d size %d", self.dvp.ino, size)
