@@ -89,8 +89,6 @@ def allowed_layers(layer: str) -> set[str] | None:
     if layer.startswith("fs/"):
         extra = {"rumpuser"} if layer == "fs/etfs" else set()
         return base | {"fs", "vfs", "kern"} | extra
-    if layer == "sbin":  # programs that run in a kernel on a device (newfs_*)
-        return base | {"fs", "fs/*", "vfs", "kern"}
     return None
 
 

@@ -27,7 +27,7 @@ from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.msdosfs.bootsect import FsInfo, Geometry, pack_fsinfo, parse_bpb
 from rumpfs.fs.msdosfs.direntry import ATTR_VOLUME, Dirent, ns_to_date_time
 
-__all__ = ["Layout", "newfs_msdos", "plan"]
+__all__ = ["Layout", "newfs_msdos", "newfs_msdos_image", "plan"]
 
 _MAX_CLUST_12 = 4084
 _MAX_CLUST_16 = 65524
@@ -291,3 +291,16 @@ def newfs_msdos(p: _Proc, path: str, *, size: int | None = None, fat_type: int |
         return parse_bpb(boot_sector(lay))
     finally:
         p.close(fd)
+
+
+def newfs_msdos_image(hostpath: str | os.PathLike[str], *, fat_type: int | None = None,
+                      sectors_per_cluster: int | None = None, label: str | None = None,
+                      volume_id: int | None = None) -> Geometry:
+    """:func:`newfs_msdos` on host image file ``hostpath`` (existing, at its final
+    size), through a private kernel that maps it as an etfs block device."""
+    from rumpfs import EtfsType, Kernel
+
+    with Kernel() as k:
+        k.etfs_register("/dev/image", os.fspath(hostpath), EtfsType.BLK)
+        return newfs_msdos(k, "/dev/image", fat_type=fat_type, label=label,
+                           sectors_per_cluster=sectors_per_cluster, volume_id=volume_id)
