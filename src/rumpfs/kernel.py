@@ -26,6 +26,7 @@ from rumpfs.fileio import open_file
 from rumpfs.fs.etfs import EtfsRegistry, EtfsType
 from rumpfs.fs.etfs.registry import normalize_key
 from rumpfs.fs.ext2fs import ext2fs_mount
+from rumpfs.fs.msdosfs import msdosfs_mount
 from rumpfs.fs.rumpfs import rumpfs_mount
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred
@@ -438,6 +439,7 @@ class Kernel(Process):
         self.vfs: Vfs = Vfs(self.clock, self.devsw)
         self.vfs.register_fstype("rumpfs", rumpfs_mount)
         self.vfs.register_fstype("ext2", ext2fs_mount)
+        self.vfs.register_fstype("msdos", msdosfs_mount)
         root = self.vfs.mount_root("rumpfs")
         self._procs: dict[int, VProc] = {}
         self._next_pid = 1

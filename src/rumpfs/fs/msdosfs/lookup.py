@@ -47,7 +47,7 @@ from rumpfs.fs.msdosfs.direntry import (
 
 if TYPE_CHECKING:
     from rumpfs.fs.msdosfs.denode import Denode
-    from rumpfs.fs.msdosfs.volume import Buf
+    from rumpfs.fs.msdosfs.volume import Buf, RootSector
 
 __all__ = ["DirIndex", "Entry", "add_entry", "dir_index", "read_dirent", "remove_entry",
            "write_dirent"]
@@ -109,7 +109,7 @@ def _bsize(dn: Denode) -> int:
     return dn.vol.geo.bps if dn.fixed_root() else dn.vol.cluster_size
 
 
-def _bread(dn: Denode, i: int) -> Buf:
+def _bread(dn: Denode, i: int) -> Buf | RootSector:
     if dn.fixed_root():
         return dn.vol.bread_rootsec(i)
     return dn.vol.bread_cluster(dn.clusters()[i])
@@ -123,28 +123,28 @@ def read_dirent(dn: Denode, offset: int) -> Dirent:
     bs = _bsize(dn)
     bp = _bread(dn, offset // bs)
     d = Dirent.unpack(bp.data, offset % bs)
-    dn.vol.bc.brelse(bp)
+    dn.vol.release(bp)
     return d
 
 
 def _write_slots(dn: Denode, offset: int, slots: Iterable[bytes]) -> None:
     """Write consecutive 32-byte slots starting at ``offset``."""
     bs = _bsize(dn)
-    bc = dn.vol.bc
-    bp: Buf | None = None
+    vol = dn.vol
+    bp: Buf | RootSector | None = None
     cur = -1
     for slot in slots:
         i, off = divmod(offset, bs)
         if i != cur:
             if bp is not None:
-                bc.bdwrite(bp)
+                vol.dirty(bp)
             bp = _bread(dn, i)
             cur = i
         assert bp is not None
         bp.data[off:off + 32] = slot
         offset += 32
     if bp is not None:
-        bc.bdwrite(bp)
+        vol.dirty(bp)
 
 
 def write_dirent(dn: Denode, offset: int, d: Dirent) -> None:
@@ -153,11 +153,10 @@ def write_dirent(dn: Denode, offset: int, d: Dirent) -> None:
 
 def _mark_deleted(dn: Denode, first: int, last: int) -> None:
     bs = _bsize(dn)
-    bc = dn.vol.bc
     for off in range(first, last + 32, 32):
         bp = _bread(dn, off // bs)
         bp.data[off % bs] = 0xE5
-        bc.bdwrite(bp)
+        dn.vol.dirty(bp)
 
 
 # -- scanning -----------------------------------------------------------------
@@ -175,7 +174,7 @@ def _scan(dn: Denode) -> DirIndex:
     idx = DirIndex()
     fat32 = dn.vol.fat32
     bs = _bsize(dn)
-    bc = dn.vol.bc
+    vol = dn.vol
     parts: list[bytes] = []
     nextseq = 0
     csum = 0
@@ -186,7 +185,7 @@ def _scan(dn: Denode) -> DirIndex:
     for i in range(n):
         bp = _bread(dn, i)
         data = bytes(bp.data)
-        bc.brelse(bp)
+        vol.release(bp)
         base = i * bs
         for o in range(0, bs, 32):
             off = base + o

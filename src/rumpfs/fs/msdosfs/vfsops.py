@@ -30,9 +30,11 @@ from rumpfs.fs.msdosfs.direntry import ATTR_DIRECTORY, Dirent, date_time_to_ns
 from rumpfs.fs.msdosfs.lookup import Entry, read_dirent, write_dirent
 from rumpfs.fs.msdosfs.vnops import MsdosOps
 from rumpfs.fs.msdosfs.volume import BufCache, Volume
-from rumpfs.vfs.mount import Mount, Vfs
+from rumpfs.vfs import bio
+from rumpfs.vfs.mount import Mount, MountArgs, Vfs
 
-__all__ = ["MountOpts", "MsdosMount", "MsdosVfsOps", "mount_volume", "parse_options"]
+__all__ = ["MountOpts", "MsdosMount", "MsdosVfsOps", "mount_volume", "msdosfs_mount",
+           "parse_options"]
 
 _LOG = logging.getLogger("rumpfs.msdosfs")
 ROOT_INO = 1
@@ -224,7 +226,49 @@ class MsdosVfsOps:
 
     def vfs_unmount(self, mp: Mount) -> None:
         assert isinstance(mp, MsdosMount)
-        mp.vol.unmount()
+        mp.vol.unmount(mp.read_only)
+
+
+class _DevBufs:
+    """The kernel's buffer cache bound to one device (what ``Volume`` uses)."""
+
+    __slots__ = ("bc", "dev")
+
+    def __init__(self, bc: bio.BufCache, dev: bio.BlockDev) -> None:
+        self.bc = bc
+        self.dev = dev
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self.dev.read(offset, size)
+
+    def bread(self, blkno: int, size: int) -> bio.Buf:
+        return self.bc.bread(self.dev, blkno, size)
+
+    def getblk(self, blkno: int, size: int) -> bio.Buf:
+        return self.bc.getblk(self.dev, blkno, size)
+
+    def brelse(self, bp: bio.Buf) -> None:
+        self.bc.brelse(bp)
+
+    def bdwrite(self, bp: bio.Buf) -> None:
+        self.bc.bdwrite(bp)
+
+    def bwrite(self, bp: bio.Buf) -> None:
+        self.bc.bwrite(bp)
+
+
+def msdosfs_mount(vfs: Vfs, dev: int, args: MountArgs) -> Mount:
+    """The ``msdos`` fs-type factory: FAT12/16/32 on ``args.device``."""
+    bdev = args.device
+    if bdev is None:
+        raise_errno(errno.ENOTBLK)
+    opts = {k: v for k, v in (args.options or {}).items() if k != "bufcache"}
+    try:
+        return mount_volume(vfs, dev, _DevBufs(vfs.bufcache, bdev), bdev.size, args.read_only,
+                            opts)
+    except BaseException:
+        vfs.bufcache.invalidate(bdev)
+        raise
 
 
 def mount_volume(vfs: Vfs, dev: int, bc: BufCache, size: int, read_only: bool,
@@ -232,18 +276,20 @@ def mount_volume(vfs: Vfs, dev: int, bc: BufCache, size: int, read_only: bool,
     """Mount the FAT volume on the device behind ``bc`` (``size`` bytes).
     EINVAL for a boot sector that is not FAT (the reason is logged) or bad options."""
     opts = parse_options(options)
-    bp = bc.bread(0, 512)
+    if size < 512:
+        raise_errno(errno.EINVAL)
     try:
-        geo = parse_bpb(bp.data, size)
+        geo = parse_bpb(bc.read(0, 512), size)
     except BadVolume as e:
         _LOG.warning("msdosfs: not mountable: %s", e)
         raise_errno(errno.EINVAL)
-    finally:
-        bc.brelse(bp)
+    if geo.cluster_size > bio.MAXBSIZE:
+        _LOG.warning("msdosfs: clusters of %d bytes are larger than the buffer cache's %d",
+                     geo.cluster_size, bio.MAXBSIZE)
+        raise_errno(errno.EINVAL)
     vol = Volume(bc, geo, read_only)
     try:
         return MsdosMount(vfs, dev, vol, read_only, opts)
     except OSError:
-        if not read_only:
-            vol.unmount()
+        vol.unmount(read_only)
         raise

@@ -2,18 +2,24 @@
 
 Allowed imports: ``rumpfs.vfs``, ``rumpfs.kern``, ``rumpfs.errors`` and this package.
 
-NetBSD's ``msdosfsmount``. All device access of the driver goes through here,
-in buffers of one size per region so that no two buffers of the device
-overlap: 512 bytes for the boot sector and the FSInfo sector, FAT_CHUNK-byte
-pieces for each FAT copy, one sector for the FAT12/16 root directory region
-and one cluster for the data area. Block numbers handed to the buffer cache
+NetBSD's ``msdosfsmount``. All device access of the driver goes through here.
+The metadata in front of the data area (boot sector, FSInfo, the FATs, the
+FAT12/16 root directory region) is read once at mount straight from the
+device and kept in memory; changes go back through the buffer cache with
+``getblk`` (whole buffers, never read): 512 bytes for the boot and FSInfo
+sectors, CHUNK-byte pieces for each FAT copy, one sector for the root region.
+Only the data area is read through ``bread``, in clusters, so the cache's
+sequential read-ahead never makes buffers of one size over a region read
+with another (read-ahead only runs forward, and the data area comes last). Block numbers handed to the buffer cache
 are in 512-byte units from the start of the device (a partition window, so
 nothing outside the partition is ever addressed; every number computed here
 is checked against the volume's size).
 
-Dirty state: the FAT is written back (to every copy) and the FSInfo hints on
-:meth:`Volume.sync`; the boot sector's dirty flag is set at a read-write mount
-and cleared at a clean unmount, after everything else reached the device.
+Dirty state: :meth:`Volume.sync` puts the FAT (every copy) and the FSInfo
+hints into the buffer cache; the VFS then flushes the device. The boot
+sector's dirty flag is written at once at a read-write mount and cleared at
+a clean unmount in a ``late`` buffer, which the cache writes only after
+everything else reached the device.
 
 Locking: the kernel lock is held throughout.
 """
@@ -34,28 +40,34 @@ from rumpfs.fs.msdosfs.bootsect import (
     state_offset,
 )
 from rumpfs.fs.msdosfs.fat import CHUNK, Fat
+from rumpfs.vfs.bio import Buf
 
-__all__ = ["Buf", "BufCache", "Volume"]
+__all__ = ["Buf", "BufCache", "RootSector", "Volume"]
 
 _LOG = logging.getLogger("rumpfs.msdosfs")
 
 
-class Buf(Protocol):
-    """A buffer of the cache: ``data`` holds the block's bytes."""
-
-    data: bytearray
-
-
 class BufCache(Protocol):
-    """The part of the buffer cache (``vfs.bio``) this driver uses, for one device."""
+    """The part of the buffer cache (``vfs.bio``) this driver uses, bound to one
+    device, plus ``read``: bytes straight from the device (uncached)."""
+
+    def read(self, offset: int, size: int) -> bytes: ...
 
     def bread(self, blkno: int, size: int) -> Buf: ...
     def getblk(self, blkno: int, size: int) -> Buf: ...
     def brelse(self, bp: Buf) -> None: ...
     def bdwrite(self, bp: Buf) -> None: ...
     def bwrite(self, bp: Buf) -> None: ...
-    def flush(self) -> None: ...
-    def invalidate(self) -> None: ...
+
+
+class RootSector:
+    """One sector of the in-memory FAT12/16 root region, used like a buffer."""
+
+    __slots__ = ("data", "index")
+
+    def __init__(self, data: memoryview, index: int) -> None:
+        self.data = data
+        self.index = index
 
 
 class Volume:
@@ -71,14 +83,19 @@ class Volume:
         self._spb = geo.bps // 512                  # 512-byte blocks per sector
         self._cblocks = geo.cluster_size // 512     # ... per cluster
         self._data_blk = geo.data_start * self._spb
+        self.boot = bytearray(bc.read(0, 512))
         self.fat = self._load_fat()
         self.fsinfo: FsInfo | None = None
+        self._fsinfo_raw = bytearray()
         if self.fat32 and geo.fsinfo_sector:
-            bp = bc.bread(geo.fsinfo_sector * self._spb, 512)
-            self.fsinfo = parse_fsinfo(bp.data)
-            bc.brelse(bp)
+            self._fsinfo_raw = bytearray(bc.read(geo.fsinfo_sector * geo.bps, 512))
+            self.fsinfo = parse_fsinfo(self._fsinfo_raw)
             if self.fsinfo is not None and self.fat.valid(self.fsinfo.next_free):
                 self.fat.next_free = self.fsinfo.next_free
+        self.root_raw = bytearray()
+        self.root_dirty: set[int] = set()
+        if not self.fat32:
+            self.root_raw = bytearray(bc.read(geo.root_start * geo.bps, geo.root_sectors * geo.bps))
         if not read_only:
             self._set_state(dirty=True)
 
@@ -94,11 +111,8 @@ class Volume:
     def _load_fat(self) -> Fat:
         geo = self.geo
         copy = geo.active_fat if geo.active_fat >= 0 else 0
-        raw = bytearray()
-        for blkno, size in self._fat_pieces(copy):
-            bp = self.bc.bread(blkno, size)
-            raw += bp.data
-            self.bc.brelse(bp)
+        start = (geo.fat_start + copy * geo.fat_sectors) * geo.bps
+        raw = bytearray(self.bc.read(start, geo.fat_sectors * geo.bps))
         return Fat(geo.fat_bits, raw, geo.clusters)
 
     def _write_fat(self) -> None:
@@ -121,35 +135,45 @@ class Volume:
     # -- boot sector ----------------------------------------------------------
 
     def _set_state(self, dirty: bool) -> None:
-        bp = self.bc.bread(0, 512)
         at = state_offset(self.geo.fat_bits)
-        old = bp.data[at]
+        old = self.boot[at]
         new = old | STATE_DIRTY if dirty else old & ~STATE_DIRTY
         if new == old:
-            self.bc.brelse(bp)
             return
-        bp.data[at] = new
-        self.bc.bwrite(bp)
+        self.boot[at] = new
+        bp = self.bc.getblk(0, 512)
+        bp.data[:] = self.boot
+        if dirty:
+            self.bc.bwrite(bp)
+        else:
+            bp.late = True
+            self.bc.bdwrite(bp)
 
     def sync(self) -> None:
-        """Write the FAT copies and FSInfo, then every delayed buffer."""
+        """Put the FAT copies and FSInfo into the buffer cache (the caller flushes)."""
         self._write_fat()
         if self.fsinfo is not None:
             info = FsInfo(self.fat.free, self.fat.next_free)
             if info != self.fsinfo:
-                bp = self.bc.bread(self.geo.fsinfo_sector * self._spb, 512)
-                pack_fsinfo(bp.data, info)
+                pack_fsinfo(self._fsinfo_raw, info)
+                bp = self.bc.getblk(self.geo.fsinfo_sector * self._spb, 512)
+                bp.data[:] = self._fsinfo_raw
                 self.bc.bdwrite(bp)
                 self.fsinfo = info
-        self.bc.flush()
+        if self.root_dirty:
+            bps = self.geo.bps
+            for i in sorted(self.root_dirty):
+                bp = self.bc.getblk((self.geo.root_start + i) * self._spb, bps)
+                bp.data[:] = self.root_raw[i * bps:(i + 1) * bps]
+                self.bc.bdwrite(bp)
+            self.root_dirty.clear()
 
-    def unmount(self) -> None:
-        """Sync, then clear the dirty flag: the volume is clean on the device."""
-        if not self.read_only:
-            self.sync()
+    def unmount(self, read_only: bool) -> None:
+        """Sync, then clear the dirty flag (written last: the volume is clean
+        once everything else is on the device). The caller flushes."""
+        self.sync()
+        if not read_only:
             self._set_state(dirty=False)
-            self.bc.flush()
-        self.bc.invalidate()
 
     # -- data -----------------------------------------------------------------
 
@@ -164,11 +188,23 @@ class Volume:
     def getblk_cluster(self, cluster: int) -> Buf:
         return self.bc.getblk(self.cluster_blkno(cluster), self.cluster_size)
 
-    def bread_rootsec(self, index: int) -> Buf:
-        """Sector ``index`` of the FAT12/16 root directory region."""
-        geo = self.geo
-        assert 0 <= index < geo.root_sectors
-        return self.bc.bread((geo.root_start + index) * self._spb, geo.bps)
+    def bread_rootsec(self, index: int) -> RootSector:
+        """Sector ``index`` of the FAT12/16 root directory region (in memory)."""
+        bps = self.geo.bps
+        assert 0 <= index < self.geo.root_sectors
+        return RootSector(memoryview(self.root_raw)[index * bps:(index + 1) * bps], index)
+
+    def release(self, bp: Buf | RootSector) -> None:
+        """Done with ``bp``, unchanged."""
+        if not isinstance(bp, RootSector):
+            self.bc.brelse(bp)
+
+    def dirty(self, bp: Buf | RootSector) -> None:
+        """Done with ``bp``, changed: written back later."""
+        if isinstance(bp, RootSector):
+            self.root_dirty.add(bp.index)
+        else:
+            self.bc.bdwrite(bp)
 
     def zero_cluster(self, cluster: int) -> None:
         bp = self.getblk_cluster(cluster)
