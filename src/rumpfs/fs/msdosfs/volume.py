@@ -11,9 +11,9 @@ sectors, CHUNK-byte pieces for each FAT copy, one sector for the root region.
 Only the data area is read through ``bread``, in clusters, so the cache's
 sequential read-ahead never makes buffers of one size over a region read
 with another (read-ahead only runs forward, and the data area comes last).
-Block numbers handed to the buffer cache are in 512-byte units from the start of the device (a partition window, so
-nothing outside the partition is ever addressed; every number computed here
-is checked against the volume's size).
+Block numbers handed to the buffer cache are in 512-byte units from the
+start of the device (a partition window, so nothing outside the partition is
+ever addressed; every cluster number is checked against the volume's size).
 
 Dirty state: :meth:`Volume.sync` puts the FAT (every copy) and the FSInfo
 hints into the buffer cache; the VFS then flushes the device. The boot
