@@ -2,7 +2,7 @@
 
 Allowed imports: the standard library only. Every layer may import this module.
 
-Inner layers raise without a filename; ``vfs.syscalls`` attaches the caller's
+Inner layers raise without a filename; the ``sys_*`` calls attach the caller's
 own argument where ``os`` would, through :func:`with_filename`.
 """
 

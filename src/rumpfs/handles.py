@@ -1,6 +1,9 @@
 """The narrow vnode-handle API that frontends drive (as NetBSD's p2k drives VOPs).
 
-Allowed imports: ``rumpfs.vfs``, ``rumpfs.kern``, ``rumpfs.errors``.
+Allowed imports: ``rumpfs.vfs``, ``rumpfs.kern``, ``rumpfs.errors``; never
+``rumpfs.kernel``: the kernel hands itself in as a :class:`KernelPort` and
+callers come as :class:`Caller` (``kernel.Process`` fits both shapes), so the
+dependency runs one way, kernel -> handles.
 
 FUSE names files by inode number and counts lookups; this module gives
 vnodes kernel-wide integer *handles* and keeps those counts:
@@ -20,22 +23,46 @@ run under it and must not call back into the kernel.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import W_OK, X_OK, Cred
 from rumpfs.kern.proc import Proc
-from rumpfs.vfs import syscalls as sc
+from rumpfs.vfs import sys_generic, vfs_syscalls, vfs_vnops
 from rumpfs.vfs.genfs import RENAME_EXCHANGE, RENAME_NOREPLACE
+from rumpfs.vfs.mount import Vfs
 from rumpfs.vfs.namei import dotdot, lookup_last
-from rumpfs.vfs.syscalls import UTIME_NOW, VProc, _check_writable_fs
+from rumpfs.vfs.proc import VProc
+from rumpfs.vfs.vfs_vnops import UTIME_NOW
 from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vattr, Vnode, vref, vrele
 
-if TYPE_CHECKING:
-    from rumpfs.kernel import Kernel, Process
+__all__ = [
+    "RENAME_EXCHANGE", "RENAME_NOREPLACE", "UTIME_NOW", "Caller", "KernelPort", "NodeHandles",
+]
 
-__all__ = ["RENAME_EXCHANGE", "RENAME_NOREPLACE", "UTIME_NOW", "NodeHandles"]
+
+class Caller(Protocol):
+    """Whoever a request runs as: anything carrying a kernel process record
+    (``kernel.Caller`` is one)."""
+
+    @property
+    def vproc(self) -> VProc: ...
+
+
+class KernelPort(Protocol):
+    """What the handle API needs of a kernel (``kernel.Kernel`` is one): its
+    lock, its VFS state, and processes to run callers' requests as."""
+
+    @property
+    def lock(self) -> threading.Lock: ...
+
+    @property
+    def vfs(self) -> Vfs: ...
+
+    def process(self, uid: int = 0, gid: int = 0, groups: Iterable[int] = (), *,
+                umask: int = 0o022) -> Caller: ...
 
 ReplyFn = Callable[[bytes, os.stat_result, int], bool]
 
@@ -56,7 +83,7 @@ class NodeHandles:
 
     ROOT = 1
 
-    def __init__(self, kernel: Kernel, root: Vnode | None = None) -> None:
+    def __init__(self, kernel: KernelPort, root: Vnode | None = None) -> None:
         """``root``: serve the tree below this directory only (a mounted disk
         image); the callers' processes are chrooted there."""
         self._kernel = kernel
@@ -72,7 +99,7 @@ class NodeHandles:
         self._counts: dict[int, int] = {self.ROOT: 1}
         vref(root)
         self._server: VProc = Proc(self._vfs, 0, Cred(0, 0), root, root, 0)
-        self._procs: dict[tuple[int, int, tuple[int, ...], int], Process] = {}
+        self._procs: dict[tuple[int, int, tuple[int, ...], int], Caller] = {}
 
     # -- handles ------------------------------------------------------------
 
@@ -98,7 +125,7 @@ class NodeHandles:
         return with_handle(vp.ops.vop_getattr(vp), h)
 
     def process_for(self, uid: int, gid: int, groups: tuple[int, ...] = (),
-                    umask: int = 0o022) -> Process:
+                    umask: int = 0o022) -> Caller:
         """A (cached) process carrying a caller's credentials."""
         key = (uid, gid, tuple(sorted(groups)), umask)
         proc = self._procs.get(key)
@@ -106,7 +133,7 @@ class NodeHandles:
             proc = self._kernel.process(uid, gid, groups, umask=umask)
             if self._root is not self._vfs.rootvnode:
                 with self._lock:                # chroot + chdir to the served tree
-                    vp = proc._p
+                    vp = proc.vproc
                     old = (vp.root, vp.cwd)
                     vp.root, vp.cwd = vref(self._root), vref(self._root)
                     vrele(old[0])
@@ -130,9 +157,9 @@ class NodeHandles:
 
     # -- names --------------------------------------------------------------
 
-    def lookup(self, p: Process, parent: int, name: bytes) -> os.stat_result:
+    def lookup(self, p: Caller, parent: int, name: bytes) -> os.stat_result:
         with self._lock:
-            proc = p._p
+            proc = p.vproc
             dvp = self._vp(parent)
             if dvp.type is not VDIR:
                 raise_errno(errno.ENOTDIR)
@@ -163,7 +190,7 @@ class NodeHandles:
             vp = self._vp(handle)
             return with_handle(vp.ops.vop_getattr(vp), handle)
 
-    def setattr(self, p: Process, handle: int, *, mode: int | None = None,
+    def setattr(self, p: Caller, handle: int, *, mode: int | None = None,
                 uid: int | None = None, gid: int | None = None, size: int | None = None,
                 atime_ns: int | None = None, mtime_ns: int | None = None,
                 fh: int | None = None, kill_suid: bool = False,
@@ -173,7 +200,7 @@ class NodeHandles:
         caller would on a write (FUSE's KILL_SUIDGID); ``touch`` with nothing
         else is chown(f, -1, -1) (ctime, and setuid clearing)."""
         with self._lock, self._quiet():
-            proc = p._p
+            proc = p.vproc
             vp = self._vp(handle)
             if size is not None:
                 self._check_truncate(proc, vp, size, fh)
@@ -183,18 +210,18 @@ class NodeHandles:
                     raise_errno(errno.EPERM)
             if size is not None:
                 if fh is not None:
-                    sc.sys_ftruncate(self._server, fh, size)
+                    sys_generic.sys_ftruncate(self._server, fh, size)
                 else:
-                    sc.vn_truncate(proc, vp, size)
+                    vfs_vnops.vn_truncate(proc, vp, size)
                 if kill_suid:
-                    sc.kill_suid(proc, vp)
+                    vfs_vnops.kill_suid(proc, vp)
             if mode is not None:
-                sc.setattr_mode(proc, vp, mode)
+                vfs_vnops.setattr_mode(proc, vp, mode)
             if (uid is not None and uid != -1) or (gid is not None and gid != -1):
-                sc.setattr_owner(proc, vp, -1 if uid is None else uid,
+                vfs_vnops.setattr_owner(proc, vp, -1 if uid is None else uid,
                                  -1 if gid is None else gid)
             if atime_ns is not None or mtime_ns is not None:
-                sc.setattr_times(proc, vp, atime_ns, mtime_ns)
+                vfs_vnops.setattr_times(proc, vp, atime_ns, mtime_ns)
             if touch and size is None and mode is None and uid is None and gid is None \
                     and atime_ns is None and mtime_ns is None:
                 # An empty SETATTR is chown(f, -1, -1) -- or the host's
@@ -202,9 +229,9 @@ class NodeHandles:
                 # fail (the WRITE itself carries KILL_SUIDGID): so where
                 # chown would refuse, only ctime moves.
                 try:
-                    sc.setattr_owner(proc, vp, -1, -1)
+                    vfs_vnops.setattr_owner(proc, vp, -1, -1)
                 except PermissionError:
-                    _check_writable_fs(vp)
+                    vfs_vnops.check_writable_fs(vp)
                     vp.ops.vop_setattr(vp, Vattr(ctime_ns=proc.ctx.clock.now_ns()))
             return with_handle(vp.ops.vop_getattr(vp), handle)
 
@@ -226,60 +253,60 @@ class NodeHandles:
         if not vp.ops.vop_access(vp, W_OK, proc.cred):
             raise_errno(errno.EACCES)
 
-    def readlink(self, p: Process, handle: int) -> bytes:
+    def readlink(self, p: Caller, handle: int) -> bytes:
         with self._lock:
             vp = self._vp(handle)
             if vp.type is not VLNK:
                 raise_errno(errno.EINVAL)
             return os.fsencode(vp.ops.vop_readlink(vp))
 
-    def mknod(self, p: Process, parent: int, name: bytes, mode: int,
+    def mknod(self, p: Caller, parent: int, name: bytes, mode: int,
               rdev: int) -> os.stat_result:
         with self._lock, self._quiet():
             dvp, s = self._vp(parent), os.fsdecode(name)
-            sc.sys_mknod(p._p, s, mode, rdev, dvp)
+            vfs_syscalls.sys_mknod(p.vproc, s, mode, rdev, dvp)
             return self._entered(dvp, s)
 
-    def mkdir(self, p: Process, parent: int, name: bytes, mode: int) -> os.stat_result:
+    def mkdir(self, p: Caller, parent: int, name: bytes, mode: int) -> os.stat_result:
         with self._lock, self._quiet():
             dvp, s = self._vp(parent), os.fsdecode(name)
-            sc.sys_mkdir(p._p, s, mode, dvp)
+            vfs_syscalls.sys_mkdir(p.vproc, s, mode, dvp)
             return self._entered(dvp, s)
 
-    def symlink(self, p: Process, parent: int, name: bytes, target: bytes) -> os.stat_result:
+    def symlink(self, p: Caller, parent: int, name: bytes, target: bytes) -> os.stat_result:
         with self._lock, self._quiet():
             dvp, s = self._vp(parent), os.fsdecode(name)
-            sc.sys_symlink(p._p, target, s, dvp)
+            vfs_syscalls.sys_symlink(p.vproc, target, s, dvp)
             return self._entered(dvp, s)
 
-    def link(self, p: Process, handle: int, newparent: int, newname: bytes) -> os.stat_result:
+    def link(self, p: Caller, handle: int, newparent: int, newname: bytes) -> os.stat_result:
         with self._lock, self._quiet():
             vp, dvp, s = self._vp(handle), self._vp(newparent), os.fsdecode(newname)
-            sc.vn_link(p._p, vp, dvp, s)
+            vfs_syscalls.vn_link(p.vproc, vp, dvp, s)
             return self._entered(dvp, s)
 
-    def unlink(self, p: Process, parent: int, name: bytes) -> None:
+    def unlink(self, p: Caller, parent: int, name: bytes) -> None:
         with self._lock, self._quiet():
-            sc.sys_unlink(p._p, os.fsdecode(name), self._vp(parent))
+            vfs_syscalls.sys_unlink(p.vproc, os.fsdecode(name), self._vp(parent))
 
-    def rmdir(self, p: Process, parent: int, name: bytes) -> None:
+    def rmdir(self, p: Caller, parent: int, name: bytes) -> None:
         with self._lock, self._quiet():
-            sc.sys_rmdir(p._p, os.fsdecode(name), self._vp(parent))
+            vfs_syscalls.sys_rmdir(p.vproc, os.fsdecode(name), self._vp(parent))
 
-    def rename(self, p: Process, parent: int, name: bytes, newparent: int, newname: bytes,
+    def rename(self, p: Caller, parent: int, name: bytes, newparent: int, newname: bytes,
                flags: int = 0) -> None:
         with self._lock, self._quiet():
-            sc.sys_rename(p._p, os.fsdecode(name), os.fsdecode(newname),
+            vfs_syscalls.sys_rename(p.vproc, os.fsdecode(name), os.fsdecode(newname),
                           self._vp(parent), self._vp(newparent), flags)
 
-    def access(self, p: Process, handle: int, mode: int) -> None:
+    def access(self, p: Caller, handle: int, mode: int) -> None:
         with self._lock:
             vp = self._vp(handle)
             if mode & os.W_OK and vp.mount.read_only and vp.type in (
                     VREG, VDIR, VLNK):
                 raise_errno(errno.EROFS)
             want = mode & (os.R_OK | os.W_OK | os.X_OK)
-            if want and not vp.ops.vop_access(vp, want, p._p.cred):
+            if want and not vp.ops.vop_access(vp, want, p.vproc.cred):
                 raise_errno(errno.EACCES)
 
     # -- files --------------------------------------------------------------
@@ -289,52 +316,52 @@ class NodeHandles:
         fp = proc.fds.remove(fd)
         return self._server.fds.alloc(fp)
 
-    def open(self, p: Process, handle: int, flags: int, kill_suid: bool = False) -> int:
+    def open(self, p: Caller, handle: int, flags: int, kill_suid: bool = False) -> int:
         with self._lock, self._quiet():
             vp = self._vp(handle)
-            fd = sc.vn_open(p._p, vp, flags & ~(os.O_CREAT | os.O_EXCL))
+            fd = vfs_vnops.vn_open(p.vproc, vp, flags & ~(os.O_CREAT | os.O_EXCL))
             if kill_suid:
-                sc.kill_suid(p._p, vp)
-            return self._adopt(p._p, fd)
+                vfs_vnops.kill_suid(p.vproc, vp)
+            return self._adopt(p.vproc, fd)
 
-    def create(self, p: Process, parent: int, name: bytes, mode: int,
+    def create(self, p: Caller, parent: int, name: bytes, mode: int,
                flags: int) -> tuple[int, os.stat_result]:
         with self._lock, self._quiet():
             dvp, s = self._vp(parent), os.fsdecode(name)
-            fd = sc.sys_open(p._p, s, flags | os.O_CREAT, mode, dvp)
-            fh = self._adopt(p._p, fd)
+            fd = vfs_syscalls.sys_open(p.vproc, s, flags | os.O_CREAT, mode, dvp)
+            fh = self._adopt(p.vproc, fd)
             return fh, self._remember(self._server.fds.get(fh).vp)
 
     def read(self, fh: int, size: int, offset: int) -> bytes:
         with self._lock:
-            return sc.sys_pread(self._server, fh, size, offset)
+            return sys_generic.sys_pread(self._server, fh, size, offset)
 
     def write(self, fh: int, data: bytes | memoryview, offset: int,
-              kill_suid: Process | None = None) -> int:
+              kill_suid: Caller | None = None) -> int:
         """pwrite; ``kill_suid``: the writer, whose write clears setuid/setgid
         as its own would (FUSE's WRITE_KILL_SUIDGID: the host's writer lacks
         CAP_FSETID). ``data`` may be a view of a reused buffer: it is copied."""
         with self._lock, self._quiet():
             if kill_suid is not None and len(data):
-                sc.kill_suid(kill_suid._p, self._server.fds.get(fh).vp)
-            return sc.sys_pwrite(self._server, fh, data, offset)
+                vfs_vnops.kill_suid(kill_suid.vproc, self._server.fds.get(fh).vp)
+            return sys_generic.sys_pwrite(self._server, fh, data, offset)
 
     def lseek(self, fh: int, offset: int, whence: int) -> int:
         """SEEK_DATA/SEEK_HOLE (and the others) on an open file, as lseek(2)."""
         with self._lock:
-            return sc.sys_lseek(self._server, fh, offset, whence)
+            return sys_generic.sys_lseek(self._server, fh, offset, whence)
 
-    def fallocate(self, p: Process, fh: int, mode: int, offset: int, length: int) -> None:
+    def fallocate(self, p: Caller, fh: int, mode: int, offset: int, length: int) -> None:
         """fallocate(2) on an open file (the kernel's sys_fallocate)."""
         with self._lock, self._quiet():
-            falloc = getattr(sc, "sys_fallocate", None)
+            falloc = getattr(sys_generic, "sys_fallocate", None)
             if falloc is None:
                 raise_errno(errno.EOPNOTSUPP)
             falloc(self._server, fh, mode, offset, length)
-            if p._p.cred.uid != 0:
-                sc.kill_suid(p._p, self._server.fds.get(fh).vp)
+            if p.vproc.cred.uid != 0:
+                vfs_vnops.kill_suid(p.vproc, self._server.fds.get(fh).vp)
 
-    def copy_file_range(self, p: Process, fh_in: int, off_in: int, fh_out: int,
+    def copy_file_range(self, p: Caller, fh_in: int, off_in: int, fh_out: int,
                         off_out: int, length: int) -> int:
         """Copy inside the kernel (nothing passes through the host's page
         cache); Linux's rules: EBADF unless readable/writable, EISDIR/EINVAL
@@ -352,14 +379,14 @@ class NodeHandles:
             if src.vp is dst.vp and off_in < off_out + length and off_out < off_in + length:
                 raise_errno(errno.EINVAL)
             done = 0
-            if length and p._p.cred.uid != 0:
-                sc.kill_suid(p._p, dst.vp)
+            if length and p.vproc.cred.uid != 0:
+                vfs_vnops.kill_suid(p.vproc, dst.vp)
             while done < length:
-                data = sc.sys_pread(self._server, fh_in, min(chunk, length - done),
+                data = sys_generic.sys_pread(self._server, fh_in, min(chunk, length - done),
                                     off_in + done)
                 if not data:
                     break
-                done += sc.sys_pwrite(self._server, fh_out, data, off_out + done)
+                done += sys_generic.sys_pwrite(self._server, fh_out, data, off_out + done)
             return done
 
     def flush(self, fh: int) -> None:
@@ -368,19 +395,19 @@ class NodeHandles:
 
     def fsync(self, fh: int, datasync: bool = False) -> None:
         with self._lock:
-            sc.sys_fsync(self._server, fh, datasync)
+            sys_generic.sys_fsync(self._server, fh, datasync)
 
     def release(self, fh: int) -> None:
         with self._lock:
-            sc.sys_close(self._server, fh)
+            sys_generic.sys_close(self._server, fh)
 
     # -- directories --------------------------------------------------------
 
-    def opendir(self, p: Process, handle: int) -> int:
+    def opendir(self, p: Caller, handle: int) -> int:
         with self._lock:
             vp = self._vp(handle)
-            fd = sc.vn_open(p._p, vp, os.O_RDONLY | os.O_DIRECTORY)
-            fh = self._adopt(p._p, fd)
+            fd = vfs_vnops.vn_open(p.vproc, vp, os.O_RDONLY | os.O_DIRECTORY)
+            fh = self._adopt(p.vproc, fd)
             fp = self._server.fds.get(fh)
             vp.ops.vop_opendir(vp)
             fp.dirstream = True
@@ -423,7 +450,7 @@ class NodeHandles:
 
     def statfs(self) -> os.statvfs_result:
         with self._lock:
-            return sc.sys_statvfs(self._server, "/")
+            return vfs_syscalls.sys_statvfs(self._server, "/")
 
     # -- notifications --------------------------------------------------------
 
@@ -451,11 +478,11 @@ class _Quiet:
 
     __slots__ = ("_vfs",)
 
-    def __init__(self, vfs: object) -> None:
+    def __init__(self, vfs: Vfs) -> None:
         self._vfs = vfs
 
     def __enter__(self) -> None:
-        self._vfs.quiet += 1      # type: ignore[attr-defined]
+        self._vfs.quiet += 1
 
     def __exit__(self, *exc: object) -> None:
-        self._vfs.quiet -= 1      # type: ignore[attr-defined]
+        self._vfs.quiet -= 1

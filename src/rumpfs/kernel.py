@@ -5,7 +5,8 @@ Allowed imports: every lower layer.
 A :class:`Kernel` owns one giant lock (``kern.lock``), a hypervisor, the
 device switch, the VFS state and its processes; it acts as process 1 (root).
 Every os-like method takes the lock for its whole run, then calls the
-matching ``vfs.syscalls.sys_*``. Several kernels in one Python process share
+matching ``sys_*`` of ``vfs.sys_generic`` (descriptors), ``vfs.vfs_syscalls``
+(names) or ``vfs.sys_mount``. Several kernels in one Python process share
 nothing.
 """
 
@@ -28,6 +29,7 @@ from rumpfs.fs.etfs.registry import normalize_key
 from rumpfs.fs.ext2fs import ext2fs_mount
 from rumpfs.fs.msdosfs import msdosfs_mount
 from rumpfs.fs.rumpfs import rumpfs_mount
+from rumpfs.handles import NodeHandles
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred
 from rumpfs.kern.devsw import CHAR, DevSwitch
@@ -35,16 +37,16 @@ from rumpfs.kern.lock import KernelLock
 from rumpfs.kern.proc import Proc
 from rumpfs.rumpuser import Hypervisor
 from rumpfs.rumpuser.posix import PosixHost
-from rumpfs.vfs import syscalls as sc
+from rumpfs.vfs import sys_generic, sys_mount, vfs_syscalls
 from rumpfs.vfs.mount import MountArgs, Vfs
 from rumpfs.vfs.namei import namei
-from rumpfs.vfs.syscalls import StrOrBytesPath, VProc
+from rumpfs.vfs.proc import StrOrBytesPath, VProc
+from rumpfs.vfs.sysutil import pathstr
 from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vnode, VType, vref, vrele
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer is 3.12+
 
-    from rumpfs.handles import NodeHandles
     from rumpfs.path import RumpPath
 
 __all__ = ["DirEntry", "Kernel", "Process"]
@@ -143,6 +145,11 @@ class Process:
         self._p = proc
         self._lock: threading.Lock = kernel._lock
 
+    @property
+    def vproc(self) -> VProc:
+        """The kernel's record of this process (for frontends' vnode-handle calls)."""
+        return self._p
+
     # -- identity -----------------------------------------------------------
 
     @property
@@ -171,84 +178,84 @@ class Process:
     def open(self, path: StrOrBytesPath, flags: int, mode: int = 0o777, *,
              dir_fd: int | None = None) -> int:
         with self._lock:
-            return sc.sys_open(self._p, path, flags, mode, dir_fd)
+            return vfs_syscalls.sys_open(self._p, path, flags, mode, dir_fd)
 
     def close(self, fd: int) -> None:
         with self._lock:
-            sc.sys_close(self._p, fd)
+            sys_generic.sys_close(self._p, fd)
 
     def read(self, fd: int, n: int) -> bytes:
         with self._lock:
-            return sc.sys_read(self._p, fd, n)
+            return sys_generic.sys_read(self._p, fd, n)
 
     def write(self, fd: int, data: Buffer) -> int:
         with self._lock:
-            return sc.sys_write(self._p, fd, data)
+            return sys_generic.sys_write(self._p, fd, data)
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
         with self._lock:
-            return sc.sys_pread(self._p, fd, n, offset)
+            return sys_generic.sys_pread(self._p, fd, n, offset)
 
     def pwrite(self, fd: int, data: Buffer, offset: int) -> int:
         with self._lock:
-            return sc.sys_pwrite(self._p, fd, data, offset)
+            return sys_generic.sys_pwrite(self._p, fd, data, offset)
 
     def lseek(self, fd: int, pos: int, how: int) -> int:
         with self._lock:
-            return sc.sys_lseek(self._p, fd, pos, how)
+            return sys_generic.sys_lseek(self._p, fd, pos, how)
 
     def fstat(self, fd: int) -> os.stat_result:
         with self._lock:
-            return sc.sys_fstat(self._p, fd)
+            return sys_generic.sys_fstat(self._p, fd)
 
     def fsync(self, fd: int) -> None:
         with self._lock:
-            sc.sys_fsync(self._p, fd)
+            sys_generic.sys_fsync(self._p, fd)
 
     def fdatasync(self, fd: int) -> None:
         with self._lock:
-            sc.sys_fsync(self._p, fd, True)
+            sys_generic.sys_fsync(self._p, fd, True)
 
     def ftruncate(self, fd: int, length: int) -> None:
         with self._lock:
-            sc.sys_ftruncate(self._p, fd, length)
+            sys_generic.sys_ftruncate(self._p, fd, length)
 
     def dup(self, fd: int) -> int:
         with self._lock:
-            return sc.sys_dup(self._p, fd)
+            return sys_generic.sys_dup(self._p, fd)
 
     def fchmod(self, fd: int, mode: int) -> None:
         with self._lock:
-            sc.sys_chmod(self._p, fd, mode)
+            sys_generic.sys_fchmod(self._p, fd, mode)
 
     def fchown(self, fd: int, uid: int, gid: int) -> None:
         with self._lock:
-            sc.sys_chown(self._p, fd, uid, gid)
+            sys_generic.sys_fchown(self._p, fd, uid, gid)
 
     def fchdir(self, fd: int) -> None:
         with self._lock:
-            sc.sys_chdir(self._p, fd)
+            vfs_syscalls.sys_chdir(self._p, fd)
 
     # -- names --------------------------------------------------------------
 
     def stat(self, path: StrOrBytesPath | int, *, dir_fd: int | None = None,
              follow_symlinks: bool = True) -> os.stat_result:
         with self._lock:
-            return sc.sys_stat(self._p, path, dir_fd, follow_symlinks)
+            return vfs_syscalls.sys_stat(self._p, path, dir_fd, follow_symlinks)
 
     def lstat(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> os.stat_result:
         with self._lock:
-            return sc.sys_stat(self._p, path, dir_fd, False)
+            return vfs_syscalls.sys_stat(self._p, path, dir_fd, False)
 
     def access(self, path: StrOrBytesPath, mode: int, *, dir_fd: int | None = None,
                effective_ids: bool = False, follow_symlinks: bool = True) -> bool:
         with self._lock:
-            return sc.sys_access(self._p, path, mode, dir_fd, follow_symlinks)
+            return vfs_syscalls.sys_access(self._p, path, mode, dir_fd, follow_symlinks)
 
     def mkdir(self, path: StrOrBytesPath, mode: int = 0o777, *,
               dir_fd: int | None = None) -> None:
         with self._lock:
-            sc.sys_mkdir(self._p, path, mode, dir_fd)
+            vfs_syscalls.sys_mkdir(self._p, path, mode, dir_fd)
 
     def makedirs(self, name: StrOrBytesPath, mode: int = 0o777, exist_ok: bool = False) -> None:
         """``os.makedirs`` over the kernel."""
@@ -280,18 +287,18 @@ class Process:
 
     def rmdir(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
         with self._lock:
-            sc.sys_rmdir(self._p, path, dir_fd)
+            vfs_syscalls.sys_rmdir(self._p, path, dir_fd)
 
     def unlink(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
         with self._lock:
-            sc.sys_unlink(self._p, path, dir_fd)
+            vfs_syscalls.sys_unlink(self._p, path, dir_fd)
 
     remove = unlink
 
     def rename(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
                src_dir_fd: int | None = None, dst_dir_fd: int | None = None) -> None:
         with self._lock:
-            sc.sys_rename(self._p, src, dst, src_dir_fd, dst_dir_fd)
+            vfs_syscalls.sys_rename(self._p, src, dst, src_dir_fd, dst_dir_fd)
 
     replace = rename
 
@@ -302,23 +309,23 @@ class Process:
         # dir_fd is given, when linkat(AT_SYMLINK_FOLLOW) honours follow_symlinks.
         follow = follow_symlinks and (src_dir_fd is not None or dst_dir_fd is not None)
         with self._lock:
-            sc.sys_link(self._p, src, dst, src_dir_fd, dst_dir_fd, follow)
+            vfs_syscalls.sys_link(self._p, src, dst, src_dir_fd, dst_dir_fd, follow)
 
     def symlink(self, src: StrOrBytesPath, dst: StrOrBytesPath,
                 target_is_directory: bool = False, *, dir_fd: int | None = None) -> None:
         with self._lock:
-            sc.sys_symlink(self._p, src, dst, dir_fd)
+            vfs_syscalls.sys_symlink(self._p, src, dst, dir_fd)
 
     def readlink(self, path: AnyStr | os.PathLike[AnyStr], *,
                  dir_fd: int | None = None) -> AnyStr:
         with self._lock:
-            target = sc.sys_readlink(self._p, path, dir_fd)
+            target = vfs_syscalls.sys_readlink(self._p, path, dir_fd)
         return cast(AnyStr, _like(path, target))
 
     def listdir(self, path: StrOrBytesPath | int | None = None) -> list[Any]:
         arg = "." if path is None else path
         with self._lock:
-            names = sc.sys_listdir(self._p, arg)
+            names = vfs_syscalls.sys_listdir(self._p, arg)
         if isinstance(arg, bytes):
             return [os.fsencode(name) for name in names]
         return names
@@ -326,7 +333,7 @@ class Process:
     def scandir(self, path: StrOrBytesPath | int | None = None) -> ScandirIterator[Any]:
         arg = "." if path is None else path
         with self._lock:
-            ents = sc.sys_readdir(self._p, arg)
+            ents = vfs_syscalls.sys_readdir(self._p, arg)
         if isinstance(arg, int):
             return ScandirIterator([DirEntry(self, n, n, t, i, arg) for n, t, i in ents])
         base = os.fspath(arg)
@@ -357,45 +364,45 @@ class Process:
     def chmod(self, path: StrOrBytesPath | int, mode: int, *, dir_fd: int | None = None,
               follow_symlinks: bool = True) -> None:
         with self._lock:
-            sc.sys_chmod(self._p, path, mode, dir_fd, follow_symlinks)
+            vfs_syscalls.sys_chmod(self._p, path, mode, dir_fd, follow_symlinks)
 
     def chown(self, path: StrOrBytesPath | int, uid: int, gid: int, *,
               dir_fd: int | None = None, follow_symlinks: bool = True) -> None:
         with self._lock:
-            sc.sys_chown(self._p, path, uid, gid, dir_fd, follow_symlinks)
+            vfs_syscalls.sys_chown(self._p, path, uid, gid, dir_fd, follow_symlinks)
 
     def lchown(self, path: StrOrBytesPath, uid: int, gid: int) -> None:
         with self._lock:
-            sc.sys_chown(self._p, path, uid, gid, None, False)
+            vfs_syscalls.sys_chown(self._p, path, uid, gid, None, False)
 
     def utime(self, path: StrOrBytesPath | int, times: tuple[float, float] | None = None, *,
               ns: tuple[int, int] | None = None, dir_fd: int | None = None,
               follow_symlinks: bool = True) -> None:
         with self._lock:
-            sc.sys_utime(self._p, path, times, ns, dir_fd, follow_symlinks)
+            vfs_syscalls.sys_utime(self._p, path, times, ns, dir_fd, follow_symlinks)
 
     def truncate(self, path: StrOrBytesPath | int, length: int) -> None:
         with self._lock:
-            sc.sys_truncate(self._p, path, length)
+            vfs_syscalls.sys_truncate(self._p, path, length)
 
     def mknod(self, path: StrOrBytesPath, mode: int = 0o600, device: int = 0, *,
               dir_fd: int | None = None) -> None:
         with self._lock:
-            sc.sys_mknod(self._p, path, mode, device, dir_fd)
+            vfs_syscalls.sys_mknod(self._p, path, mode, device, dir_fd)
 
     def statvfs(self, path: StrOrBytesPath | int) -> os.statvfs_result:
         with self._lock:
-            return sc.sys_statvfs(self._p, path)
+            return vfs_syscalls.sys_statvfs(self._p, path)
 
     # -- cwd ----------------------------------------------------------------
 
     def chdir(self, path: StrOrBytesPath | int) -> None:
         with self._lock:
-            sc.sys_chdir(self._p, path)
+            vfs_syscalls.sys_chdir(self._p, path)
 
     def getcwd(self) -> str:
         with self._lock:
-            return sc.sys_getcwd(self._p)
+            return vfs_syscalls.sys_getcwd(self._p)
 
     def getcwdb(self) -> bytes:
         return os.fsencode(self.getcwd())
@@ -478,7 +485,7 @@ class Kernel(Process):
         # A Process used after its exit finds no descriptors and stands at
         # the kernel's root again (whose references never block an unmount).
         for fd, _ in proc.fds.items():
-            sc.sys_close(proc, fd)
+            sys_generic.sys_close(proc, fd)
         root = self.vfs.rootvnode
         assert root is not None
         old_cwd, old_root = proc.cwd, proc.root
@@ -500,25 +507,25 @@ class Kernel(Process):
         cache's budget (one cache per kernel)."""
         with self._lock:
             self.check_running()
-            sc.sys_mount(self._p, fstype, path,
-                         MountArgs(read_only=read_only, options=options), device)
+            sys_mount.sys_mount(self._p, fstype, path,
+                                MountArgs(read_only=read_only, options=options), device)
 
     def sync(self) -> None:
         """Write every mount's dirty state to its device and fsync it
         (sync(2)); the first error is raised after every mount was tried."""
         with self._lock:
-            sc.sys_sync(self._p)
+            sys_mount.sys_sync(self._p)
 
     def remount(self, path: StrOrBytesPath, read_only: bool) -> None:
         """Make the mount at ``path`` (``/`` included) read-only or read-write again;
         EBUSY when going read-only while a file there is open for writing."""
         with self._lock:
-            sc.sys_remount(self._p, path, read_only)
+            sys_mount.sys_remount(self._p, path, read_only)
 
     def unmount(self, path: StrOrBytesPath) -> None:
         """Unmount the file system mounted at ``path``; EBUSY while in use."""
         with self._lock:
-            sc.sys_unmount(self._p, path)
+            sys_mount.sys_unmount(self._p, path)
 
     # -- etfs ---------------------------------------------------------------
 
@@ -608,11 +615,10 @@ class Kernel(Process):
         """The narrow vnode-handle API the FUSE frontend drives (see ``handles``);
         ``root``: a directory to serve instead of "/" (a mounted image), fixed
         by the first call (EBUSY if a later one names another)."""
-        from rumpfs.handles import NodeHandles
         with self._lock:
             vp = None
             if root is not None:
-                vp = namei(self._p, sc.pathstr(root), self._p.cwd, True)
+                vp = namei(self._p, pathstr(root), self._p.cwd, True)
                 if vp.type is not VDIR:
                     raise_errno(errno.ENOTDIR, root)
             if self._handles is None:
@@ -636,7 +642,7 @@ class Kernel(Process):
             for proc in list(self._procs.values()):
                 for fd, _ in proc.fds.items():
                     try:
-                        sc.sys_close(proc, fd)
+                        sys_generic.sys_close(proc, fd)
                     except OSError:
                         pass
             # Disk file systems write their last state before the drivers go.

@@ -61,8 +61,8 @@ from collections.abc import Callable, Iterator
 
 from rumpfs.frontends import fuse_proto as fp
 from rumpfs.frontends.fuse_dev import FuseChannel
-from rumpfs.handles import UTIME_NOW, NodeHandles
-from rumpfs.kernel import Kernel, Process
+from rumpfs.handles import UTIME_NOW, Caller, NodeHandles
+from rumpfs.kernel import Kernel
 
 __all__ = ["FuseServer", "serve"]
 
@@ -157,7 +157,7 @@ class RumpOperations:
 
     _ino = _handle  # the swap is its own inverse
 
-    def _proc(self, uid: int, gid: int, pid: int, umask: int = 0o022) -> Process:
+    def _proc(self, uid: int, gid: int, pid: int, umask: int = 0o022) -> Caller:
         # root's groups never change a permission decision: skip reading /proc
         groups = () if uid == 0 else read_groups(pid)
         return self.h.process_for(uid, gid, groups, umask)

@@ -21,7 +21,7 @@ from rumpfs.vfs.vnode import VDIR, Vattr, Vnode
 from rumpfs.vfs.vnode_if import Dirent
 
 if TYPE_CHECKING:
-    from rumpfs.vfs.syscalls import VProc
+    from rumpfs.vfs.proc import VProc
 
 __all__ = ["RENAME_EXCHANGE", "RENAME_NOREPLACE", "GenfsOps", "may_delete", "rename"]
 

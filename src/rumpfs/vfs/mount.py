@@ -61,10 +61,16 @@ class MountArgs:
 
 
 class Mount:
-    """One mounted file system instance."""
+    """One mounted file system instance.
+
+    ``data`` is the file system's own per-mount state (NetBSD's ``mnt_data``):
+    the VFS never looks inside; the file system reads it back through a typed
+    accessor of its own that checks the type (see ``fs/rumpfs/node.py``).
+    """
 
     __slots__ = (
-        "busy", "covered", "dev", "device", "fstype", "ops", "read_only", "root", "writers",
+        "busy", "covered", "data", "dev", "device", "fstype", "ops", "read_only", "root",
+        "writers",
     )
 
     def __init__(self, fstype: str, ops: VfsOps, dev: int, read_only: bool) -> None:
@@ -77,6 +83,7 @@ class Mount:
         self.writers = 0                      # open files with write access
         self.device: BlockDev | None = None   # set by sys_mount for disk file systems
         self.root: Vnode                      # set by the file system's factory
+        self.data: object = None              # the file system's private state (mnt_data)
 
     def __repr__(self) -> str:
         return f"<Mount {self.fstype} dev={self.dev:#x} ro={self.read_only}>"

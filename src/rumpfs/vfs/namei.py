@@ -28,7 +28,7 @@ from rumpfs.kern.cred import X_OK
 from rumpfs.vfs.vnode import NAME_MAX, SYMLOOP_MAX, VDIR, VLNK, Vnode
 
 if TYPE_CHECKING:
-    from rumpfs.vfs.syscalls import VProc
+    from rumpfs.vfs.proc import VProc
 
 __all__ = ["check_name", "dotdot", "lookup_last", "namei", "namei_parent"]
 

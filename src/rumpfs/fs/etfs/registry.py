@@ -36,7 +36,7 @@ from rumpfs.vfs.namei import lookup_last, namei
 from rumpfs.vfs.vnode import VBLK, VCHR, VDIR, VNON, VREG, Vattr, Vnode
 
 if TYPE_CHECKING:
-    from rumpfs.vfs.syscalls import VProc
+    from rumpfs.vfs.proc import VProc
 
 __all__ = ["BlockDevices", "EtfsRegistry", "KeyDir", "normalize_key"]
 

@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.rumpfs.data import SparseData
+from rumpfs.vfs.mount import Mount
 from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vattr, Vnode, VType
 
 if TYPE_CHECKING:
-    from rumpfs.fs.rumpfs.vfsops import RumpfsMount
     from rumpfs.fs.rumpfs.vnops import RumpfsOps
 
-__all__ = ["BOGO_DIRENT_SIZE", "RumpDir", "RumpLink", "RumpNode", "RumpReg"]
+__all__ = [
+    "BOGO_DIRENT_SIZE", "RumpDir", "RumpLink", "RumpNode", "RumpReg", "RumpfsData", "rumpfs_data",
+]
 
 BOGO_DIRENT_SIZE = 20       # tmpfs's directory size per entry (st_size of directories)
 _NS = 1_000_000_000
@@ -36,12 +38,31 @@ _IFMT = {t: t.ifmt for t in VType}
 _COMPACT_MIN = 64
 
 
+class RumpfsData:
+    """A rumpfs mount's private state (its ``Mount.data``): the vnode-op vector
+    its nodes share and the next inode number to hand out."""
+
+    __slots__ = ("next_ino", "vnops")
+
+    def __init__(self, vnops: RumpfsOps, next_ino: int) -> None:
+        self.vnops = vnops
+        self.next_ino = next_ino
+
+
+def rumpfs_data(mp: Mount) -> RumpfsData:
+    """``mp.data`` of a rumpfs mount (TypeError for any other mount)."""
+    data = mp.data
+    if not isinstance(data, RumpfsData):
+        raise TypeError(f"not a rumpfs mount: {mp!r}")
+    return data
+
+
 class RumpNode(Vnode):
     """Attributes common to every rumpfs node."""
 
     __slots__ = ("atime", "ctime", "gid", "ino", "mode", "mtime", "nlink", "rdev", "uid")
 
-    def __init__(self, vtype: VType, ops: RumpfsOps, mount: RumpfsMount, va: Vattr,
+    def __init__(self, vtype: VType, ops: RumpfsOps, mount: Mount, va: Vattr,
                  ino: int, now: int) -> None:
         super().__init__(vtype, ops, mount)
         self.ino = ino
@@ -87,7 +108,7 @@ class RumpReg(RumpNode):
 
     __slots__ = ("data",)
 
-    def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int,
+    def __init__(self, ops: RumpfsOps, mount: Mount, va: Vattr, ino: int,
                  now: int) -> None:
         super().__init__(VREG, ops, mount, va, ino, now)
         self.data = SparseData()
@@ -102,7 +123,7 @@ class RumpLink(RumpNode):
 
     __slots__ = ("target",)
 
-    def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int, now: int,
+    def __init__(self, ops: RumpfsOps, mount: Mount, va: Vattr, ino: int, now: int,
                  target: str) -> None:
         super().__init__(VLNK, ops, mount, va, ino, now)
         self.target = target
@@ -123,7 +144,7 @@ class RumpDir(RumpNode):
 
     __slots__ = ("entries", "parent", "pinned", "readers", "slots", "tombstones", "where")
 
-    def __init__(self, ops: RumpfsOps, mount: RumpfsMount, va: Vattr, ino: int, now: int,
+    def __init__(self, ops: RumpfsOps, mount: Mount, va: Vattr, ino: int, now: int,
                  parent: RumpDir | None) -> None:
         super().__init__(VDIR, ops, mount, va, ino, now)
         self.nlink = 2

@@ -7,29 +7,16 @@ from __future__ import annotations
 
 import os
 
-from rumpfs.fs.rumpfs.node import RumpDir
+from rumpfs.fs.rumpfs.node import RumpDir, RumpfsData, rumpfs_data
 from rumpfs.fs.rumpfs.vnops import RumpfsOps
 from rumpfs.vfs.mount import Mount, MountArgs, Vfs
 from rumpfs.vfs.vnode import NAME_MAX, VDIR, Vattr
 
-__all__ = ["ROOT_INO", "RumpfsMount", "RumpfsVfsOps", "rumpfs_mount"]
+__all__ = ["ROOT_INO", "RumpfsVfsOps", "rumpfs_mount"]
 
 ROOT_INO = 2
 _CAPACITY_BLOCKS = 1 << 28        # nominal 1 TiB of 4 KiB blocks: memory is the real limit
 _CAPACITY_FILES = 1 << 32
-
-
-class RumpfsMount(Mount):
-    """A rumpfs instance: its root, its vnode-op vector and its inode counter."""
-
-    __slots__ = ("next_ino", "vnops")
-
-    def __init__(self, vfs: Vfs, dev: int, args: MountArgs) -> None:
-        super().__init__("rumpfs", RumpfsVfsOps(), dev, args.read_only)
-        self.vnops = RumpfsOps(vfs.clock)
-        self.next_ino = ROOT_INO + 1
-        va = Vattr(VDIR, 0o755, 0, 0)
-        self.root = RumpDir(self.vnops, self, va, ROOT_INO, vfs.clock.now_ns(), None)
 
 
 class RumpfsVfsOps:
@@ -41,8 +28,7 @@ class RumpfsVfsOps:
         return root
 
     def vfs_statvfs(self, mp: Mount) -> os.statvfs_result:
-        assert isinstance(mp, RumpfsMount)
-        files = mp.next_ino - ROOT_INO
+        files = rumpfs_data(mp).next_ino - ROOT_INO
         return os.statvfs_result((
             4096, 4096, _CAPACITY_BLOCKS, _CAPACITY_BLOCKS, _CAPACITY_BLOCKS,
             _CAPACITY_FILES, _CAPACITY_FILES - files, _CAPACITY_FILES - files, 0, NAME_MAX,
@@ -56,5 +42,10 @@ class RumpfsVfsOps:
 
 
 def rumpfs_mount(vfs: Vfs, dev: int, args: MountArgs) -> Mount:
-    """The ``rumpfs`` fs-type factory."""
-    return RumpfsMount(vfs, dev, args)
+    """The ``rumpfs`` fs-type factory: a mount whose ``data`` is a
+    :class:`~rumpfs.fs.rumpfs.node.RumpfsData`, and its root directory."""
+    mp = Mount("rumpfs", RumpfsVfsOps(), dev, args.read_only)
+    vnops = RumpfsOps(vfs.clock)
+    mp.data = RumpfsData(vnops, ROOT_INO + 1)
+    mp.root = RumpDir(vnops, mp, Vattr(VDIR, 0o755, 0, 0), ROOT_INO, vfs.clock.now_ns(), None)
+    return mp

@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from typing import cast
 
 from rumpfs.errors import errno, raise_errno
-from rumpfs.fs.rumpfs.data import SparseData
-from rumpfs.fs.rumpfs.node import RumpDir, RumpLink, RumpNode, RumpReg
+from rumpfs.fs.rumpfs.node import RumpDir, RumpLink, RumpNode, RumpReg, rumpfs_data
 from rumpfs.fs.rumpfs.rename import exchange, rename
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred, may_access
@@ -38,10 +37,11 @@ class RumpfsOps(GenfsOps):
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
 
-    def _new_ino(self, dvp: RumpDir) -> int:
-        mp = dvp.mount
-        ino: int = mp.next_ino      # type: ignore[attr-defined]
-        mp.next_ino = ino + 1       # type: ignore[attr-defined]
+    @staticmethod
+    def _new_ino(dvp: RumpDir) -> int:
+        data = rumpfs_data(dvp.mount)
+        ino = data.next_ino
+        data.next_ino = ino + 1
         return ino
 
     @staticmethod
@@ -82,21 +82,21 @@ class RumpfsOps(GenfsOps):
         ino = self._new_ino(d)
         node: RumpNode
         if va.type is VREG:
-            node = RumpReg(self, mp, va, ino, now)   # type: ignore[arg-type]
+            node = RumpReg(self, mp, va, ino, now)
         else:
-            node = RumpNode(va.type, self, mp, va, ino, now)   # type: ignore[arg-type]
+            node = RumpNode(va.type, self, mp, va, ino, now)
         return self._enter(d, name, node, now)
 
     def vop_mkdir(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
         d: RumpDir = dvp  # type: ignore[assignment]
         now = self.clock.now_ns()
-        node = RumpDir(self, d.mount, va, self._new_ino(d), now, d)  # type: ignore[arg-type]
+        node = RumpDir(self, d.mount, va, self._new_ino(d), now, d)
         return self._enter(d, name, node, now)
 
     def vop_symlink(self, dvp: Vnode, name: str, va: Vattr, target: str) -> Vnode:
         d: RumpDir = dvp  # type: ignore[assignment]
         now = self.clock.now_ns()
-        node = RumpLink(self, d.mount, va, self._new_ino(d), now, target)  # type: ignore[arg-type]
+        node = RumpLink(self, d.mount, va, self._new_ino(d), now, target)
         return self._enter(d, name, node, now)
 
     def vop_link(self, dvp: Vnode, name: str, vp: Vnode) -> None:
@@ -177,7 +177,7 @@ class RumpfsOps(GenfsOps):
     # -- attributes ----------------------------------------------------------
 
     def vop_getattr(self, vp: Vnode) -> os.stat_result:
-        return vp.stat()  # type: ignore[attr-defined, no-any-return]
+        return cast(RumpNode, vp).stat()       # every rumpfs vnode is a RumpNode
 
     def vop_perms(self, vp: Vnode) -> tuple[int, int, int]:
         node: RumpNode = vp  # type: ignore[assignment]
@@ -214,7 +214,7 @@ class RumpfsOps(GenfsOps):
     def vop_read(self, vp: Vnode, size: int, offset: int) -> bytes:
         node: RumpNode = vp  # type: ignore[assignment]
         if node.type is VREG:
-            data: bytes = node.data.read(size, offset)  # type: ignore[attr-defined]
+            data = cast(RumpReg, node).data.read(size, offset)
             self._relatime(node)
             return data
         if node.type is VFIFO:
@@ -227,7 +227,7 @@ class RumpfsOps(GenfsOps):
         node: RumpNode = vp  # type: ignore[assignment]
         if node.type is not VREG:
             raise_errno(errno.EISDIR if node.type is VDIR else errno.EINVAL)
-        sparse: SparseData = node.data  # type: ignore[attr-defined]
+        sparse = cast(RumpReg, node).data
         if append:
             offset = sparse.size
         n = len(data)
