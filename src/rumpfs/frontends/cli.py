@@ -332,9 +332,12 @@ def _cmd_mount(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         try:
             from rumpfs.frontends.fuse import FuseServer
 
+            # Only this mount changes the kernel: let the host cache (long, or
+            # 1 s where etfs maps host files that may change behind it).
             server = FuseServer(
                 k.node_handles(root), mountpoint,
                 read_only=read_only, allow_other=args.allow_other, debug=args.debug,
+                exclusive=True, cache_timeout=1.0 if args.etfs else 3600.0,
             )
             server.start()
         except (ImportError, OSError, RuntimeError) as exc:

@@ -120,9 +120,18 @@ def _attr(st: os.stat_result, ino: int) -> tuple[int, ...]:
 class RumpOperations:
     """FUSE request handlers over a kernel's :class:`NodeHandles`."""
 
-    def __init__(self, handles: NodeHandles, channel: FuseChannel) -> None:
+    def __init__(self, handles: NodeHandles, channel: FuseChannel,
+                 cache_timeout: float = 0.0) -> None:
         self.h = handles
         self.ch = channel
+        # > 0 only when nothing but this mount changes the kernel (exclusive):
+        # then the host may keep entries (also negative ones), attributes,
+        # file pages and directory listings for that long.
+        secs = int(cache_timeout)
+        self._tmo = (secs, int((cache_timeout - secs) * 1e9))
+        self._caching = cache_timeout > 0
+        self._open_flags = fp.FOPEN_NOFLUSH | (fp.FOPEN_KEEP_CACHE if self._caching else 0)
+        self._dir_flags = (fp.FOPEN_KEEP_CACHE | fp.FOPEN_CACHE_DIR) if self._caching else 0
         self._root = handles.ROOT
         self._mu = threading.Lock()
         self._lookups: dict[int, int] = {}  # handle -> lookups the host holds
@@ -163,7 +172,8 @@ class RumpOperations:
         return self.h.process_for(uid, gid, groups, umask)
 
     def _entry(self, st: os.stat_result) -> bytes:
-        return _ENTRY.pack(self._ino(st.st_ino), 0, 0, 0, 0, 0,
+        s, ns = self._tmo
+        return _ENTRY.pack(self._ino(st.st_ino), 0, s, s, ns, ns,
                            *_attr(st, self._ino(st.st_ino)))
 
     def _gained(self, st: os.stat_result) -> bytes:
@@ -173,7 +183,8 @@ class RumpOperations:
         return self._entry(st)
 
     def _attr_reply(self, st: os.stat_result) -> list[bytes]:
-        return [_ATTR.pack(0, 0, 0, *_attr(st, self._ino(st.st_ino)))]
+        s, ns = self._tmo
+        return [_ATTR.pack(s, ns, 0, *_attr(st, self._ino(st.st_ino)))]
 
     # -- session ----------------------------------------------------------------------------
 
@@ -186,7 +197,8 @@ class RumpOperations:
         want = (fp.ASYNC_READ | fp.ATOMIC_O_TRUNC | fp.EXPORT_SUPPORT | fp.BIG_WRITES
                 | fp.DONT_MASK | fp.AUTO_INVAL_DATA | fp.DO_READDIRPLUS
                 | fp.READDIRPLUS_AUTO | fp.PARALLEL_DIROPS | fp.MAX_PAGES
-                | fp.HANDLE_KILLPRIV_V2 | fp.INIT_EXT)
+                | fp.HANDLE_KILLPRIV_V2 | fp.INIT_EXT
+                | (fp.CACHE_SYMLINKS if self._caching else 0))
         got = flags & want
         self.proto_minor = min(minor, fp.KERNEL_MINOR_VERSION)
         reply = fp.INIT_OUT.pack(
@@ -205,7 +217,14 @@ class RumpOperations:
     # -- names ------------------------------------------------------------------------------
 
     def lookup(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
-        st = self.h.lookup(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
+        try:
+            st = self.h.lookup(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
+        except FileNotFoundError:
+            if not self._caching:
+                raise
+            # a negative entry: node id 0, kept by the host for the timeout
+            s, ns = self._tmo
+            return [_ENTRY.pack(0, 0, s, 0, ns, 0, *(0,) * 16)]
         return [self._gained(st)]
 
     def _forget(self, nodeid: int, n: int) -> None:
@@ -320,7 +339,7 @@ class RumpOperations:
         with self._mu:
             self._files.add(fh)
         # NOFLUSH: nothing to do on close (writes reach the kernel when made)
-        return fp.OPEN_OUT.pack(fh, fp.FOPEN_NOFLUSH, 0)
+        return fp.OPEN_OUT.pack(fh, self._open_flags, 0)
 
     def open(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         flags, open_flags = fp.OPEN_IN.unpack_from(body)
@@ -389,7 +408,7 @@ class RumpOperations:
         dh = self.h.opendir(self._proc(uid, gid, pid), self._handle(nodeid))
         with self._mu:
             self._dirs.add(dh)
-        return [fp.OPEN_OUT.pack(dh, 0, 0)]
+        return [fp.OPEN_OUT.pack(dh, self._dir_flags, 0)]
 
     def _readdir(self, body: memoryview, plus: bool) -> list[bytes]:
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
@@ -514,6 +533,10 @@ class FuseServer:
     ``start()`` returns once the mount answers; ``stop()`` unmounts (only our
     own mount), ends the readers and releases what the host held. ``wait()``
     blocks until the mount ends (``fusermount3 -u``) or ``request_stop()``.
+    ``exclusive=True`` promises that nothing but this mount changes the
+    kernel (the ``rumpfs mount`` CLI): the host may then cache entries,
+    negative entries, attributes, pages and listings for ``cache_timeout``
+    seconds. Otherwise every timeout is 0 (in-process changes show at once).
     """
 
     def __init__(
@@ -525,11 +548,14 @@ class FuseServer:
         allow_other: bool = False,
         debug: bool = False,
         threads: int = 1,
+        exclusive: bool = False,
+        cache_timeout: float = 3600.0,
     ) -> None:
         self.mountpoint = os.path.abspath(os.fspath(mountpoint))
         self.channel = FuseChannel(self.mountpoint, read_only=read_only,
                                    allow_other=allow_other)
-        self.ops = RumpOperations(handles, self.channel)
+        self.ops = RumpOperations(handles, self.channel,
+                                  cache_timeout if exclusive else 0.0)
         self.debug = debug
         self.nthreads = max(1, threads)
         self._threads: list[threading.Thread] = []

@@ -101,6 +101,22 @@ def fuse_server(fuse_kernel: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def exclusive_mnt(fuse_kernel: Any) -> Iterator[Path]:
+    """``fuse_kernel`` served as the CLI serves it: nothing else changes the kernel,
+    so the host caches entries, negative entries, attributes, pages and listings."""
+    from rumpfs.frontends.fuse import FuseServer
+
+    mp = make_mountpoint()
+    server = FuseServer(fuse_kernel.node_handles(), mp, allow_other=ROOT, exclusive=True)
+    try:
+        server.start()
+        yield Path(mp)
+    finally:
+        server.stop()
+        remove_mountpoint(mp)
+
+
+@pytest.fixture
 def mnt(fuse_server: Any) -> Path:
     """The mount point of ``fuse_server``, as a Path."""
     return Path(fuse_server.mountpoint)

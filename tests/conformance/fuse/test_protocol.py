@@ -153,6 +153,16 @@ def run_child(d: Path, uid: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("uid", [0, 1000], ids=["root", "uid1000"])
 def test_protocol_calls_match_tmpfs(mnt: Path, shm: Path, uid: int) -> None:
+    check_protocol(mnt, shm, uid)
+
+
+@pytest.mark.parametrize("uid", [0, 1000], ids=["root", "uid1000"])
+def test_protocol_calls_match_tmpfs_with_host_caching(exclusive_mnt: Path, shm: Path,
+                                                      uid: int) -> None:
+    check_protocol(exclusive_mnt, shm, uid)
+
+
+def check_protocol(mnt: Path, shm: Path, uid: int) -> None:
     got = run_child(setup(mnt, uid), uid)
     want = run_child(setup(shm, uid), uid)
     diff = {k: (got.get(k), want[k]) for k in want if k not in KNOWN and got.get(k) != want[k]}

@@ -1,0 +1,54 @@
+"""An exclusive mount (the CLI's): the host caches, and stays right about what
+the mount itself changes -- negative entries, renames, unlinks, listings, pages."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+
+def test_negative_entry_then_create(exclusive_mnt: Path) -> None:
+    p = exclusive_mnt / "later"
+    for _ in range(3):
+        with pytest.raises(FileNotFoundError):
+            os.stat(p)
+    p.write_bytes(b"now")
+    assert os.stat(p).st_size == 3
+    assert os.listdir(exclusive_mnt) == ["later"]
+
+
+def test_rename_unlink_and_listing_stay_right(exclusive_mnt: Path) -> None:
+    d = exclusive_mnt / "d"
+    d.mkdir()
+    for i in range(20):
+        (d / f"f{i}").write_text(str(i))
+    assert sorted(os.listdir(d)) == sorted(f"f{i}" for i in range(20))
+    os.rename(d / "f0", d / "g0")
+    os.unlink(d / "f1")
+    names = set(os.listdir(d))
+    assert "g0" in names and "f0" not in names and "f1" not in names
+    with pytest.raises(FileNotFoundError):
+        os.stat(d / "f0")
+    assert (d / "g0").read_text() == "0"
+    with pytest.raises(OSError) as ei:
+        os.rmdir(d)
+    assert ei.value.errno == errno.ENOTEMPTY
+
+
+def test_pages_follow_writes_and_truncates(exclusive_mnt: Path) -> None:
+    p = exclusive_mnt / "f"
+    p.write_bytes(b"a" * 10000)
+    assert p.read_bytes() == b"a" * 10000
+    with open(p, "r+b") as f:
+        f.seek(5000)
+        f.write(b"b" * 10)
+    assert p.read_bytes()[4995:5015] == b"a" * 5 + b"b" * 10 + b"a" * 5
+    os.truncate(p, 100)
+    assert p.read_bytes() == b"a" * 100
+    os.link(p, exclusive_mnt / "h")
+    assert os.stat(p).st_nlink == 2
+    os.unlink(exclusive_mnt / "h")
+    assert os.stat(p).st_nlink == 1
