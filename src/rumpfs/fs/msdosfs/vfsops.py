@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ __all__ = ["MountOpts", "MsdosMount", "MsdosVfsOps", "mount_volume", "msdosfs_mo
 
 _LOG = logging.getLogger("rumpfs.msdosfs")
 ROOT_INO = 1
+RECENT = 1024
 _FRESH_INO = 1 << 40
 
 
@@ -112,7 +114,7 @@ def parse_options(opts: Mapping[str, object] | None) -> MountOpts:
 class MsdosMount(Mount):
     """A mounted FAT volume."""
 
-    __slots__ = ("_cache", "_moved", "_next_ino", "dmask", "fmask", "gid", "quiet", "uid",
+    __slots__ = ("_cache", "_ino_at", "_kept", "_next_ino", "_recent", "dmask", "fmask", "gid", "quiet", "uid",
                  "vnops", "vol", "winnt")
 
     def __init__(self, vfs: Vfs, dev: int, vol: Volume, read_only: bool,
@@ -126,8 +128,14 @@ class MsdosMount(Mount):
         self.vnops = MsdosOps(vfs.clock, self)
         self._cache: weakref.WeakValueDictionary[tuple[int, int], Denode] = (
             weakref.WeakValueDictionary())
-        self._moved: weakref.WeakValueDictionary[int, Denode] = weakref.WeakValueDictionary()
+        # Inode numbers kept across renames: new entry place -> the number its
+        # file had before (Linux keeps a renamed inode's number too).
+        self._ino_at: dict[tuple[int, int], int] = {}
+        self._kept: set[int] = set()
         self._next_ino = _FRESH_INO
+        # The last RECENT denodes looked up stay even without references (Linux's
+        # inode cache): their in-memory change time and chains survive a call.
+        self._recent: OrderedDict[tuple[int, int], Denode] = OrderedDict()
         geo = vol.geo
         rootent = Dirent(attr=ATTR_DIRECTORY)
         rootent.set_cluster(geo.root_cluster, vol.fat32)
@@ -154,15 +162,20 @@ class MsdosMount(Mount):
         return self._next_ino
 
     def ino_of(self, d: Denode, e: Entry) -> int:
-        live = self._cache.get((d.start, e.offset))
+        key = (d.start, e.offset)
+        live = self._cache.get(key)
         if live is not None:
             return live.ino
+        kept = self._ino_at.get(key)
+        if kept is not None:
+            return kept
         return self._default_ino(d, e.offset)
 
     def get_denode(self, d: Denode, e: Entry) -> Denode:
         key = (d.start, e.offset)
         dn = self._cache.get(key)
         if dn is not None:
+            self._remember(dn)
             return dn
         vol = self.vol
         de = read_dirent(d, e.offset)
@@ -177,28 +190,50 @@ class MsdosMount(Mount):
                 if a.start == c:
                     vol.corrupt(f"directory {e.name!r} points at itself or an ancestor")
                 a = a.parent
-        ino = self._default_ino(d, e.offset)
-        if ino in self._moved:
-            ino = self._fresh()
+        kept = self._ino_at.get(key)
+        if kept is not None:
+            ino = kept
+        else:
+            ino = self._default_ino(d, e.offset)
+            if ino in self._kept:                  # a renamed file carries this number
+                ino = self._fresh()
         ctime = date_time_to_ns(de.mdate, de.mtime, 0, vol.tz_offset)
         dn = Denode(self.vnops, self, vol, d, de, key, e.first, e.offset, e.name, ino, ctime)
         self._cache[key] = dn
+        self._remember(dn)
         return dn
+
+    def _remember(self, dn: Denode) -> None:
+        recent = self._recent
+        recent[dn.key] = dn
+        recent.move_to_end(dn.key)
+        if len(recent) > RECENT:
+            recent.popitem(last=False)
+
+    def _unplace(self, f: Denode) -> None:
+        if self._cache.get(f.key) is f:
+            del self._cache[f.key]
+        if self._recent.get(f.key) is f:
+            del self._recent[f.key]
+        kept = self._ino_at.pop(f.key, None)
+        if kept is not None:
+            self._kept.discard(kept)
 
     def forget(self, f: Denode) -> None:
         """``f``'s entry is gone: it lives on (unlinked) only through references."""
-        if self._cache.get(f.key) is f:
-            del self._cache[f.key]
+        self._unplace(f)
         f.unlinked = True
 
     def rekey(self, f: Denode, parent: Denode, e: Entry, de: Dirent) -> None:
-        if self._cache.get(f.key) is f:
-            del self._cache[f.key]
+        """``f``'s entry moved to ``e`` of ``parent``: same denode, same number."""
+        self._unplace(f)
         f.parent = parent
         f.first, f.offset, f.name, f.dirent = e.first, e.offset, e.name, de
         f.key = (parent.start, e.offset)
         self._cache[f.key] = f
-        self._moved[f.ino] = f
+        self._remember(f)
+        self._ino_at[f.key] = f.ino
+        self._kept.add(f.ino)
 
     def write_back(self, f: Denode) -> None:
         if f.parent is not None and not f.unlinked:

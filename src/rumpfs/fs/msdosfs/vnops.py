@@ -224,7 +224,7 @@ class MsdosOps(GenfsOps):
         de = f.dirent
         if f.type is VDIR:
             size = f.dir_bytes()
-            nlink = 2 + dir_index(f).subdirs
+            nlink = 0 if f.unlinked else 2 + dir_index(f).subdirs
             blocks = size // 512
         else:
             size = de.size
