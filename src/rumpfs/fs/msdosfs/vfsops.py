@@ -114,8 +114,8 @@ def parse_options(opts: Mapping[str, object] | None) -> MountOpts:
 class MsdosMount(Mount):
     """A mounted FAT volume."""
 
-    __slots__ = ("_cache", "_ino_at", "_kept", "_next_ino", "_recent", "dmask", "fmask", "gid", "quiet", "uid",
-                 "vnops", "vol", "winnt")
+    __slots__ = ("_cache", "_ino_at", "_kept", "_next_ino", "_recent", "dmask", "fmask", "gid",
+                 "quiet", "uid", "vnops", "vol", "winnt")
 
     def __init__(self, vfs: Vfs, dev: int, vol: Volume, read_only: bool,
                  opts: MountOpts) -> None:
