@@ -346,6 +346,16 @@ class NodeHandles:
                 vfs_vnops.kill_suid(kill_suid.vproc, self._server.fds.get(fh).vp)
             return sys_generic.sys_pwrite(self._server, fh, data, offset)
 
+    def backing_fd(self, fh: int) -> int | None:
+        """The host descriptor behind open file ``fh`` if it is a whole host file
+        (etfs), for FUSE passthrough; None otherwise. It stays the kernel's: the
+        caller may only hand it on (the host takes its own reference)."""
+        with self._lock:
+            fp = self._server.fds.get(fh)
+            if fp.dev is not None:
+                return None
+            return fp.vp.ops.vop_backing_fd(fp.vp, fp.readable, fp.writable)
+
     def lseek(self, fh: int, offset: int, whence: int) -> int:
         """SEEK_DATA/SEEK_HOLE (and the others) on an open file, as lseek(2)."""
         with self._lock:

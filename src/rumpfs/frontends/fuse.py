@@ -132,6 +132,8 @@ class RumpOperations:
         self._caching = cache_timeout > 0
         self._open_flags = fp.FOPEN_NOFLUSH | (fp.FOPEN_KEEP_CACHE if self._caching else 0)
         self._dir_flags = (fp.FOPEN_KEEP_CACHE | fp.FOPEN_CACHE_DIR) if self._caching else 0
+        self.passthrough = False            # negotiated at INIT (root, Linux >= 6.9)
+        self._backing: dict[int, int] = {}  # fh -> passthrough backing id
         self._root = handles.ROOT
         self._mu = threading.Lock()
         self._lookups: dict[int, int] = {}  # handle -> lookups the host holds
@@ -199,11 +201,17 @@ class RumpOperations:
                 | fp.READDIRPLUS_AUTO | fp.PARALLEL_DIROPS | fp.MAX_PAGES
                 | fp.HANDLE_KILLPRIV_V2 | fp.INIT_EXT
                 | (fp.CACHE_SYMLINKS if self._caching else 0))
+        if os.geteuid() == 0:      # FUSE_DEV_IOC_BACKING_OPEN needs CAP_SYS_ADMIN
+            want |= fp.PASSTHROUGH
         got = flags & want
         self.proto_minor = min(minor, fp.KERNEL_MINOR_VERSION)
+        self.passthrough = bool(got & fp.PASSTHROUGH) and self.proto_minor >= 40
+        if not self.passthrough:
+            got &= ~fp.PASSTHROUGH
         reply = fp.INIT_OUT.pack(
             fp.KERNEL_VERSION, self.proto_minor, max_readahead, got & 0xFFFFFFFF,
-            16, 12, MAX_WRITE, 1, MAX_PAGES, 0, got >> 32, 0,
+            16, 12, MAX_WRITE, 1, MAX_PAGES, 0, got >> 32,
+            1 if self.passthrough else 0,     # max_stack_depth: backing files are host ones
         )
         self.initialized.set()
         return [reply]
@@ -339,7 +347,27 @@ class RumpOperations:
         with self._mu:
             self._files.add(fh)
         # NOFLUSH: nothing to do on close (writes reach the kernel when made)
+        if self.passthrough:
+            backing = self._passthrough(fh)
+            if backing is not None:
+                return fp.OPEN_OUT.pack(fh, self._open_flags | fp.FOPEN_PASSTHROUGH, backing)
         return fp.OPEN_OUT.pack(fh, self._open_flags, 0)
+
+    def _passthrough(self, fh: int) -> int | None:
+        """A backing id for a whole host file (etfs): the host then reads and
+        writes it directly. Kept until RELEASE (the host looks it up only after
+        our reply)."""
+        hostfd = self.h.backing_fd(fh)
+        if hostfd is None:
+            return None
+        try:
+            backing = self.ch.backing_open(hostfd)
+        except OSError as exc:
+            log.debug("rumpfs.fuse: no passthrough for fh %d: %s", fh, exc)
+            return None
+        with self._mu:
+            self._backing[fh] = backing
+        return backing
 
     def open(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         flags, open_flags = fp.OPEN_IN.unpack_from(body)
@@ -375,6 +403,9 @@ class RumpOperations:
         fh = fp.RELEASE_IN.unpack_from(body)[0]
         with self._mu:
             self._files.discard(fh)
+            backing = self._backing.pop(fh, None)
+        if backing is not None:
+            self.ch.backing_close(backing)
         self.h.release(fh)
         return []
 
@@ -505,6 +536,7 @@ class RumpOperations:
         """Give back what the host held when it went away (after unmount)."""
         with self._mu:
             files, dirs, lookups = list(self._files), list(self._dirs), list(self._lookups.items())
+            self._backing.clear()   # closing the device drops every backing id
             self._files.clear()
             self._dirs.clear()
             self._lookups.clear()

@@ -122,6 +122,9 @@ class GenfsOps:
     def vop_fsync(self, vp: Vnode, datasync: bool) -> None:
         pass
 
+    def vop_backing_fd(self, vp: Vnode, readable: bool, writable: bool) -> int | None:
+        return None    # no host file behind it
+
     def vop_readlink(self, vp: Vnode) -> str:
         raise_errno(errno.EINVAL)
 

@@ -145,6 +145,11 @@ class VnodeOps(Protocol):
         """SEEK_DATA (``data``) or SEEK_HOLE from ``offset``. Errors: ENXIO at or past EOF."""
         ...
 
+    def vop_backing_fd(self, vp: Vnode, readable: bool, writable: bool) -> int | None:
+        """A host descriptor holding exactly this regular file's bytes, open for the
+        given access (FUSE passthrough hands it to the host), or None."""
+        ...
+
     def vop_fsync(self, vp: Vnode, datasync: bool) -> None:
         """Make written data durable (host fsync for etfs; nothing for memory)."""
         ...

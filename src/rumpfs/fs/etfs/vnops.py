@@ -572,6 +572,19 @@ class EtfsOps(GenfsOps):
             m.open_nodes.discard(node)
         self.hyp.close(ent[0])
 
+    def vop_backing_fd(self, vp: Vnode, readable: bool, writable: bool) -> int | None:
+        """The open host descriptor of a whole host file: a REG key mapping with
+        no window, or a regular file below a mapped directory (FUSE passthrough)."""
+        node = cast(EtfsNode, vp)
+        m = self._m(node)
+        if node.type is not VREG or node.unlinked:
+            return None
+        if node.parent is None and (m.ftype is not EtfsType.REG or m.begin or m.size is not None):
+            return None
+        acc = os.O_RDWR if readable and writable else os.O_WRONLY if writable else os.O_RDONLY
+        ent = node.hfds.get(acc) or node.hfds.get(os.O_RDWR)
+        return None if ent is None else ent[0]
+
     def vop_read(self, vp: Vnode, size: int, offset: int) -> bytes:
         node = cast(EtfsNode, vp)
         m = self._m(node)
