@@ -350,7 +350,8 @@ class RumpOperations:
         if self.passthrough:
             backing = self._passthrough(fh)
             if backing is not None:
-                return fp.OPEN_OUT.pack(fh, self._open_flags | fp.FOPEN_PASSTHROUGH, backing)
+                # not KEEP_CACHE: the host's pages are the backing file's
+                return fp.OPEN_OUT.pack(fh, fp.FOPEN_NOFLUSH | fp.FOPEN_PASSTHROUGH, backing)
         return fp.OPEN_OUT.pack(fh, self._open_flags, 0)
 
     def _passthrough(self, fh: int) -> int | None:
