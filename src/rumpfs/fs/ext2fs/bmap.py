@@ -16,8 +16,10 @@ Two implementations of one small interface (:class:`BlockMap`):
   when written.
 
 Holes are never allocated: only :meth:`BlockMap.insert` of a caller's data
-allocates. :meth:`BlockMap.truncate` frees every block at or past a logical
-block, including index blocks left empty. ``vp.nblocks`` (512-byte units)
+allocates. The maps change ``vp.raw`` (the block pointers or the extent root)
+and ``vp.nblocks``; the caller writes the inode back (``iupdate``).
+:meth:`BlockMap.truncate` frees every block at or past a logical block,
+including index blocks left empty. ``vp.nblocks`` (512-byte units)
 counts data and tree blocks.
 """
 
@@ -173,9 +175,7 @@ class IndirectMap(BlockMap):
     def insert(self, lblk: int, pblk: int, n: int) -> None:
         for i in range(n):
             self._set(lblk + i, pblk + i)
-        from rumpfs.fs.ext2fs.inode import iupdate
         self.vp.nblocks += n * self.per
-        iupdate(self.vp)
 
     def _set(self, lblk: int, pblk: int) -> None:
         slot, path = self._path(lblk)
@@ -517,8 +517,6 @@ class ExtentMap(BlockMap):
         _HDR.pack_into(root, 0, EXT_MAGIC, count, 4, depth, 0)
         root[12:12 + len(body)] = body
         vp.raw[0x28:0x64] = root
-        from rumpfs.fs.ext2fs.inode import iupdate
-        iupdate(vp)
 
     def _write_node(self, blk: int, entries: int, depth: int, body: bytes) -> None:
         mp = self.mp

@@ -7,13 +7,24 @@ seed (``crc32c_raw(seed, data)``), so the helpers here take and return the
 raw register. crc16 is e2fsprogs' table-driven CRC-16 (polynomial 0x8005,
 reflected) used by ``uninit_bg``/``gdt_csum`` group descriptors.
 
-Pure Python, table-driven, slicing by 8 for long buffers: a 4 KiB block
-costs about a tenth of a millisecond.
+The ``crc32c`` package (a maintained wheel with hardware and software
+implementations; the ``ext2`` extra) is used when installed: about 0.3 us
+per 4 KiB block instead of a millisecond for the pure-Python fallback here
+(table-driven, slicing by 8), which gives the same values.
 """
 
 from __future__ import annotations
 
-__all__ = ["crc16", "crc32c", "crc32c_raw"]
+from types import ModuleType
+
+_fast: ModuleType | None
+try:
+    import crc32c as _crc32c_pkg
+    _fast = _crc32c_pkg
+except ImportError:            # pragma: no cover - the fallback is tested directly
+    _fast = None
+
+__all__ = ["crc16", "crc32c", "crc32c_py", "crc32c_raw"]
 
 
 def _tables(poly: int, bits: int, n: int) -> list[list[int]]:
@@ -38,6 +49,14 @@ _T16 = _tables(0xA001, 16, 1)[0]
 
 def crc32c_raw(crc: int, data: bytes | bytearray | memoryview) -> int:
     """Feed ``data`` into the crc32c register ``crc`` (no pre/post inversion)."""
+    if _fast is not None:
+        # the package continues a standard (inverted) CRC: invert around it
+        return int(_fast.crc32c(data, crc ^ 0xFFFFFFFF)) ^ 0xFFFFFFFF
+    return crc32c_py(crc, data)
+
+
+def crc32c_py(crc: int, data: bytes | bytearray | memoryview) -> int:
+    """:func:`crc32c_raw` in pure Python."""
     mv = memoryview(data).cast("B")
     n = len(mv)
     i = 0

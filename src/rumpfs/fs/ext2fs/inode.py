@@ -44,6 +44,8 @@ INLINE_DATA_FL = 0x10000000
 ENCRYPT_FL = 0x800
 
 _NS = 1_000_000_000
+_T_MIN = -(1 << 31) * _NS                # times an inode with extra fields holds exactly
+_T_MAX = ((1 << 34) - (1 << 31)) * _NS
 _S32 = struct.Struct("<i")
 
 # (offset of the seconds, offset of the extra word, extra_isize needed for it)
@@ -56,8 +58,8 @@ class Ext2Node(Vnode):
 
     __slots__ = (
         "__weakref__", "atime", "bmap", "crtime", "csum_seed", "ctime", "dcache", "dirhint",
-        "file_acl", "flags", "generation", "gid", "ino", "mode", "mtime", "nblocks", "nlink", "raw",
-        "size", "uid",
+        "dirtail", "file_acl", "flags", "generation", "gid", "ino", "mode", "mtime", "nblocks",
+        "nlink", "raw", "size", "uid",
     )
 
     def __init__(self, vtype: VType, ops: Ext2Ops, mount: Ext2Mount, ino: int,
@@ -67,6 +69,7 @@ class Ext2Node(Vnode):
         self.raw = raw
         self.bmap: BlockMap | None = None
         self.dirhint = 0                   # a directory block with free space (a guess)
+        self.dirtail = -1                  # offset of the last record in it, -1 unknown
         self.dcache: DirCache | None = None    # directories: see lookup.py
         self.csum_seed = 0
         self.mode = self.uid = self.gid = self.size = self.nlink = self.flags = 0
@@ -141,6 +144,8 @@ def iget(mp: Ext2Mount, ino: int) -> Ext2Node:
     inode is out of range, not in use, or fails its checks."""
     vp = mp.vcache.get(ino)
     if vp is not None:
+        mp.recent[ino] = vp
+        mp.recent.move_to_end(ino)
         return vp
     sb = mp.sb
     if ino < 1 or ino > sb.inodes_count or (ino < sb.first_ino and ino != 2):
@@ -184,7 +189,7 @@ def iget(mp: Ext2Mount, ino: int) -> Ext2Node:
         corrupt("inode %d xattr block %d", ino, vp.file_acl)
     vp.csum_seed = crc32c_raw(crc32c_raw(sb.csum_seed, ino.to_bytes(4, "little")),
                               gen.to_bytes(4, "little"))
-    mp.vcache[ino] = vp
+    mp.cache_vnode(vp)
     return vp
 
 
@@ -213,9 +218,11 @@ def iupdate(vp: Ext2Node) -> None:
     put16(raw, 0x76, vp.file_acl >> 32)
     extra = vp.extra_isize
     for name in ("atime", "mtime", "ctime", "crtime"):
-        _put_time(raw, name, extra, getattr(vp, name))
-        # what the inode can hold (seconds only in 128-byte inodes, a range)
-        setattr(vp, name, _time(raw, name, extra))
+        t = getattr(vp, name)
+        _put_time(raw, name, extra, t)
+        # keep what the inode can hold (seconds only in 128-byte inodes, a range)
+        if extra < 24 or not _T_MIN <= t < _T_MAX:
+            setattr(vp, name, _time(raw, name, extra))
     if mp.sb.metadata_csum:
         c = inode_csum(mp, vp.ino, vp.generation, raw)
         put16(raw, 0x7C, c)

@@ -226,41 +226,58 @@ class Dir:
         need = _need(len(name))
         nb = self.nblocks()
         mp = self.mp
-        for lblk in list(range(self.dvp.dirhint, nb)) + list(range(min(self.dvp.dirhint, nb))):
+        dvp = self.dvp
+        end = self.bs - 12 if self.csum else self.bs
+        # The fast path: the last record of the block we appended to last time.
+        if dvp.dirtail >= 0 and dvp.dirhint < nb:
+            lblk = dvp.dirhint
+            pblk = self._pblk(lblk)
+            head = mp.read_block(pblk)
+            eino, rl, nl, eft = _HDR.unpack_from(head, dvp.dirtail)
+            rl = rec_len_of(rl, self.bs)
+            if not self.filetype:
+                nl |= eft << 8
+            if dvp.dirtail + rl == end and rl >= 12 and nl + 8 <= rl:
+                used = _need(nl) if eino else 0
+                if rl - used >= need:
+                    ename = bytes(head[dvp.dirtail + 8:dvp.dirtail + 8 + nl])
+                    self._split(lblk, pblk, dvp.dirtail, rl, eino, ename, used, name, ino, ft)
+                    return
+        for lblk in list(range(dvp.dirhint, nb)) + list(range(min(dvp.dirhint, nb))):
             pblk = self._pblk(lblk)
             # parse a copy (parsing may fail: no buffer is held then)
-            slot = None
             for off, rl, eino, ename, _eft in self.parse(lblk, mp.read_block(pblk)):
                 used = _need(len(ename)) if eino else 0
                 if rl - used >= need:
-                    slot = off, rl, eino, ename, used
-                    break
-            if slot is not None:
-                off, rl, eino, ename, used = slot
-                bp = mp.bread(pblk)
-                data = bp.data
-                if eino:
-                    self._put(data, off, eino, used, ename, data[off + 7]
-                              if self.filetype else 0)
-                    if not self.filetype:
-                        put16(data, off + 6, len(ename))
-                    noff = off + used
-                    self._put(data, noff, ino, rl - used, name, ft)
-                else:
-                    noff = off
-                    self._put(data, off, ino, rl, name, ft)
-                self._seal(data)
-                mp.bdwrite(bp)
-                dc[name] = (ino, ft, lblk, noff)
-                self.dvp.dirhint = lblk
-                return
+                    self._split(lblk, pblk, off, rl, eino, ename, used, name, ino, ft)
+                    return
         # no room: a new block at the end
         data = self._new_block(nb)
-        end = self.bs - 12 if self.csum else self.bs
         self._put(data, 0, ino, end, name, ft)
         self._write_new(nb, data)
         dc[name] = (ino, ft, nb, 0)
-        self.dvp.dirhint = nb
+        dvp.dirhint = nb
+        dvp.dirtail = 0
+
+    def _split(self, lblk: int, pblk: int, off: int, rl: int, eino: int, ename: bytes,
+               used: int, name: bytes, ino: int, ft: int) -> None:
+        """Put the new record in the slack of record ``off`` (or in it, if unused)."""
+        mp = self.mp
+        bp = mp.bread(pblk)
+        data = bp.data
+        if eino:
+            self._put(data, off, eino, used, ename, data[off + 7] if self.filetype else 0)
+            noff = off + used
+            self._put(data, noff, ino, rl - used, name, ft)
+        else:
+            noff = off
+            self._put(data, off, ino, rl, name, ft)
+        self._seal(data)
+        mp.bdwrite(bp)
+        self.dvp.dcache[name] = (ino, ft, lblk, noff)  # type: ignore[index]
+        end = self.bs - 12 if self.csum else self.bs
+        self.dvp.dirhint = lblk
+        self.dvp.dirtail = noff if off + rl == end else -1
 
     def _new_block(self, lblk: int) -> bytearray:
         data = bytearray(self.bs)
@@ -295,6 +312,7 @@ class Dir:
         self._put(data, 0, self.dvp.ino, 12, b".", ft)
         self._put(data, 12, parent, end - 12, b"..", ft)
         self._write_new(0, data)
+        self.dvp.dirtail = 12
         self.dvp.dcache = {b".": (self.dvp.ino, ft, 0, 0), b"..": (parent, ft, 0, 12)}
 
     def remove(self, name: bytes) -> None:
@@ -325,6 +343,7 @@ class Dir:
         mp.bdwrite(bp)
         del dc[name]
         self.dvp.dirhint = min(self.dvp.dirhint, lblk)
+        self.dvp.dirtail = -1                  # records of that block may have merged
 
     def retarget(self, name: bytes, ino: int, vtype: VType) -> None:
         """Point existing entry ``name`` at ``ino`` (rename over a name)."""
@@ -365,6 +384,7 @@ class Dir:
             self._seal(data)
             mp.bdwrite(bp)
         self.dvp.flags &= ~INDEX_FL
+        self.dvp.dirtail = -1
         iupdate(self.dvp)
 
     # -- htree lookup ------------------------------------------------------

@@ -23,14 +23,18 @@ All block I/O goes through the kernel's buffer cache in file-system blocks;
 corrupt block number fails its call (EUCLEAN) instead of reaching another
 partition.
 
-Reference counting: ``vcache`` holds vnodes weakly; the root is held by the
-mount. Locking: the kernel lock throughout.
+Reference counting: ``vcache`` holds vnodes weakly (a vnode lives while
+anything references it, so there is never a second one for an inode);
+``recent`` holds the last :data:`RECENT` vnodes used strongly, so that their
+decoded state (directory name caches, extent lists) survives between calls.
+The root is held by the mount. Locking: the kernel lock throughout.
 """
 
 from __future__ import annotations
 
 import os
 import weakref
+from collections import OrderedDict
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.ext2fs.alloc import Allocator
@@ -67,6 +71,7 @@ from rumpfs.vfs.vnode import NAME_MAX, VDIR
 __all__ = ["Ext2Mount", "Ext2VfsOps", "ext2fs_mount"]
 
 ROOT_INO = 2
+RECENT = 4096
 
 
 class Ext2Mount(Mount):
@@ -80,6 +85,7 @@ class Ext2Mount(Mount):
         "bs",
         "forced_ro",
         "gds",
+        "recent",
         "sb",
         "spb",
         "vcache",
@@ -97,8 +103,24 @@ class Ext2Mount(Mount):
         self.forced_ro = forced_ro
         self.vnops = Ext2Ops(vfs.clock)
         self.vcache: weakref.WeakValueDictionary[int, Ext2Node] = weakref.WeakValueDictionary()
+        self.recent: OrderedDict[int, Ext2Node] = OrderedDict()
         self.gds: list[GroupDesc] = []
         self.alloc: Allocator
+
+    # -- vnode cache -----------------------------------------------------------
+
+    def cache_vnode(self, vp: Ext2Node) -> None:
+        """Enter (or refresh) ``vp`` in the vnode cache and the recent list."""
+        self.vcache[vp.ino] = vp
+        recent = self.recent
+        recent[vp.ino] = vp
+        recent.move_to_end(vp.ino)
+        if len(recent) > RECENT:
+            recent.popitem(last=False)
+
+    def uncache_vnode(self, ino: int) -> None:
+        self.vcache.pop(ino, None)
+        self.recent.pop(ino, None)
 
     # -- block I/O -----------------------------------------------------------
 
@@ -196,6 +218,7 @@ class Ext2VfsOps:
             mp.alloc.sync()
             mp.write_super(clean=True)
         mp.vcache.clear()
+        mp.recent.clear()
 
 
 def _check_features(sb: Superblock, read_only: bool) -> str | None:

@@ -142,7 +142,7 @@ class Ext2Ops(GenfsOps):
                 put32(raw, 0x2C, (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12))
         if vtype is VDIR:
             vp.dcache = {}
-        mp.vcache[ino] = vp
+        mp.cache_vnode(vp)
         iupdate(vp)
         return vp
 
@@ -167,7 +167,7 @@ class Ext2Ops(GenfsOps):
             self._free(vp)
         except OSError as e:
             log.warning("ext2fs: inode %d could not be freed: %s", vp.ino, e.strerror)
-            _mp(vp).vcache.pop(vp.ino, None)
+            _mp(vp).uncache_vnode(vp.ino)
             vp.nlink = 0
             vp.ino = -abs(vp.ino)
 
@@ -188,7 +188,7 @@ class Ext2Ops(GenfsOps):
         put32(vp.raw, 0x14, max(1, self.clock.now_ns() // 1_000_000_000))   # i_dtime
         iupdate(vp)
         mp.alloc.free_inode(vp.ino, vp.type is VDIR)
-        mp.vcache.pop(vp.ino, None)
+        mp.uncache_vnode(vp.ino)
         vp.nlink = 0
         vp.ino = -vp.ino if vp.ino > 0 else vp.ino            # a freed node names no inode
 
@@ -306,6 +306,7 @@ class Ext2Ops(GenfsOps):
                 bp.data[:] = tb + bytes(mp.bs - len(tb))
                 mp.bdwrite(bp)
                 bm.insert(0, blk, 1)
+                iupdate(vp)
         except OSError:
             self._discard(vp)
             raise
@@ -625,7 +626,7 @@ class Ext2Ops(GenfsOps):
 
     def vop_reclaim(self, vp: Vnode) -> None:
         n = _node(vp)
-        _mp(n).vcache.pop(n.ino, None)
+        _mp(n).uncache_vnode(n.ino)
 
 
 __all__ += ["FT_OF"]
