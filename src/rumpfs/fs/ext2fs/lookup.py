@@ -151,7 +151,10 @@ class Dir:
                     or (ino and nl == 0):
                 corrupt("directory %d block %d: bad record at %d (len %d, name %d, inode %d)",
                         ino_self, lblk, off, rl, nl, ino)
-            yield off, rl, ino, bytes(data[off + 8:off + 8 + nl]), ft
+            name = bytes(data[off + 8:off + 8 + nl])
+            if ino and (b"/" in name or b"\0" in name):
+                corrupt("directory %d block %d: name %r at %d", ino_self, lblk, name, off)
+            yield off, rl, ino, name, ft
             off += rl
 
     # -- whole-directory views --------------------------------------------
