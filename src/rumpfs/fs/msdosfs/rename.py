@@ -11,8 +11,8 @@ slots are freed -> a directory moved to another parent gets its ``..``
 pointed at the new parent (0 for the root) -> the denode is re-keyed to its
 new place, keeping its inode number -> both directories' times.
 
-A rename that only changes case reaches here only if genfs lets it (today it
-sees the same vnode and stops): case changes are a known gap.
+A rename that only changes case never reaches here: genfs sees the same vnode
+and stops, as Linux's vfs_rename does (vfat needs two renames too).
 """
 
 from __future__ import annotations
