@@ -1,5 +1,7 @@
 """A wheel built from the tree installs into a fresh venv and works there:
-the `rumpfs` command, `import rumpfs`, and the pytest plugin's fixture."""
+the `rumpfs` command (``--version``, help without arguments), `import rumpfs`,
+``help(rumpfs.Kernel)`` with no undocumented public method, the LICENSE in
+the metadata, and the pytest plugin's fixture."""
 
 from __future__ import annotations
 
@@ -18,6 +20,18 @@ def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
     return done.stdout
 
 
+# Run inside the fresh venv: what help(rumpfs.Kernel) would show without a docstring.
+_HELP_CHECK = """
+import inspect, pydoc, rumpfs
+text = pydoc.render_doc(rumpfs.Kernel, renderer=pydoc.plaintext)
+missing = [n for n, o in inspect.getmembers(rumpfs.Kernel)
+           if not n.startswith('_') and (inspect.isfunction(o) or isinstance(o, property))
+           and not (inspect.getdoc(o) or '').strip()]
+assert 'os.open' in text
+print('undocumented:', missing)
+"""
+
+
 def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps",
@@ -29,6 +43,18 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     py = env / "bin" / "python"
     _run(py, "-m", "pip", "install", "-q", "--no-deps", wheels[0])
     assert "mount" in _run(env / "bin" / "rumpfs", "--help")
+    from rumpfs import __version__
+
+    assert _run(env / "bin" / "rumpfs", "--version") == f"rumpfs {__version__}\n"
+    bare = _run(env / "bin" / "rumpfs")
+    assert bare.startswith("usage: rumpfs") and "rumpfs mount" in bare
+    assert _run(py, "-m", "rumpfs") == bare
+    out = _run(py, "-c", _HELP_CHECK)
+    assert out == "undocumented: []\n", out
+    meta = _run(py, "-c", "import importlib.metadata as m; d = m.metadata('rumpfs'); "
+                          "print(d['License-Expression'] or d['License']); "
+                          "print(any(f.name == 'LICENSE' for f in m.files('rumpfs')))")
+    assert meta == "BSD-2-Clause\nTrue\n"
     out = _run(py, "-c", "import rumpfs, os; k = rumpfs.Kernel(); k.mkdir('/x'); "
                          "print(k.listdir('/'), rumpfs.__version__)")
     assert out.startswith("['x']")

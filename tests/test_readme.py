@@ -9,9 +9,16 @@ Rules:
 - A block that uses FUSE (``rumpfs.fuse``, ``fuse.serve`` or ``rumpfs_mount``)
   runs where FUSE is available, and is skipped elsewhere (failing instead
   under ``RUMPFS_REQUIRE_FUSE=1``).
+- Each ```sh block runs as written with ``bash -e`` (so a failing command
+  fails the test), in a fresh temporary directory, with ``HOME`` set to a
+  fresh directory and the ``rumpfs`` command of this checkout on ``PATH``;
+  afterwards no FUSE mount may be left under that directory or its
+  ``TMPDIR`` (the test unmounts any and fails). A block that runs ``rumpfs mount`` needs FUSE as
+  above.
 - The only way out is an explicit ``<!-- norun -->`` line right before the
-  fence (for the rare block that cannot run, e.g. one needing a real disk).
-  Other languages (```sh, ```console, ```text) are not run.
+  fence (for the rare block that cannot run, e.g. one needing a real disk,
+  or ``scripts/test`` itself). Other languages (```console, ```text) are not
+  run.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +40,12 @@ from rumpfs.pytest_plugin import REQUIRE_FUSE_ENV, fuse_unavailable_reason
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = [ROOT / "README.md"]
+SOURCES = [ROOT / "README.md", ROOT / "docs" / "pyfakefs.md"]
 NORUN = "<!-- norun -->"
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)\s*(?P<info>[^\s`]*)")
-_FUSE_WORDS = ("rumpfs.fuse", "fuse.serve", "rumpfs_mount")
+_FUSE_WORDS = ("rumpfs.fuse", "fuse.serve", "rumpfs_mount", "rumpfs mount", "fusermount3")
+_PYTHON = ("python", "py", "python3")
+_SHELL = ("sh", "bash", "shell")
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class Block:
     line: int  # 1-based line of the opening fence
     code: str
     norun: bool
+    lang: str = "python"
 
     @property
     def id(self) -> str:
@@ -55,8 +69,9 @@ class Block:
         return re.search(r"^\s*def test_", self.code, re.MULTILINE) is not None
 
 
-def extract_blocks(path: Path) -> list[Block]:
-    """The ```python blocks of a Markdown file, with their line numbers."""
+def extract_blocks(path: Path, langs: tuple[str, ...] = _PYTHON) -> list[Block]:
+    """The blocks of a Markdown file in ``langs`` (```python by default), with
+    their line numbers."""
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     i = 0
@@ -72,25 +87,27 @@ def extract_blocks(path: Path) -> list[Block]:
             body.append(lines[i])
             i += 1
         i += 1  # past the closing fence
-        if info not in ("python", "py", "python3"):
+        if info not in langs:
             continue
         prev = start - 1
         while prev >= 0 and not lines[prev].strip():
             prev -= 1
         norun = prev >= 0 and lines[prev].strip() == NORUN
-        blocks.append(Block(path, start + 1, "\n".join(body) + "\n", norun))
+        lang = "python" if info in _PYTHON else "sh"
+        blocks.append(Block(path, start + 1, "\n".join(body) + "\n", norun, lang))
     return blocks
 
 
-def _all_blocks() -> list[Block]:
+def _all_blocks(langs: tuple[str, ...] = _PYTHON) -> list[Block]:
     out: list[Block] = []
     for src in SOURCES:
         if src.exists():
-            out.extend(extract_blocks(src))
+            out.extend(extract_blocks(src, langs))
     return out
 
 
 BLOCKS = _all_blocks()
+SH_BLOCKS = _all_blocks(_SHELL)
 
 
 def test_readme_has_examples() -> None:
@@ -168,3 +185,46 @@ def test_example_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     # Pad with newlines so tracebacks show the Markdown file's own line numbers.
     code = compile("\n" * block.line + block.code, str(block.path), "exec")
     exec(code, {"__name__": "__readme__"})
+
+
+def _fuse_mounts_under(top: str) -> list[str]:
+    found = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            target = os.fsdecode(fields[4]).replace("\\040", " ")
+            if (target + "/").startswith(top.rstrip("/") + "/") and b" - fuse" in line:
+                found.append(target)
+    return found
+
+
+def test_readme_has_a_shell_example() -> None:
+    assert any(not b.norun and "rumpfs mount" in b.code for b in SH_BLOCKS)
+
+
+@pytest.mark.parametrize("block", SH_BLOCKS, ids=[b.id for b in SH_BLOCKS])
+def test_shell_example_runs(block: Block, tmp_path: Path) -> None:
+    if block.norun:
+        pytest.skip(f"{NORUN} at {block.id}")
+    if block.needs_fuse:
+        _require_fuse()
+    home = tmp_path / "home"
+    home.mkdir()
+    # Mount points under /tmp, not pytest's 0700 tmp_path, as users would have them.
+    tmp = tempfile.mkdtemp(prefix="rumpfs-readme-", dir="/tmp")
+    bindir = os.path.dirname(sys.executable)  # this checkout's venv: `rumpfs` is there
+    if shutil.which("rumpfs", path=bindir) is None:
+        pytest.fail(f"no rumpfs command next to {sys.executable}: install the package")
+    env = dict(os.environ, HOME=str(home), TMPDIR=tmp,
+               PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    try:
+        res = subprocess.run(["bash", "-e", "-c", block.code], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
+        left = _fuse_mounts_under(tmp) + _fuse_mounts_under(str(tmp_path))
+        assert res.returncode == 0, (
+            f"{block.id} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        assert not left, f"{block.id} left mounted: {left}"
+    finally:
+        for mp in _fuse_mounts_under(tmp) + _fuse_mounts_under(str(tmp_path)):
+            subprocess.run(["fusermount3", "-u", "-z", mp], check=False, timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -154,21 +154,26 @@ class Process:
 
     @property
     def pid(self) -> int:
+        """This process's id (the kernel itself is 1)."""
         return self._p.pid
 
     @property
     def uid(self) -> int:
+        """The real and effective user id (``os.getuid``)."""
         return self._p.cred.uid
 
     @property
     def gid(self) -> int:
+        """The real and effective group id (``os.getgid``)."""
         return self._p.cred.gid
 
     @property
     def groups(self) -> frozenset[int]:
+        """The supplementary group ids (``os.getgroups``, as a frozenset)."""
         return self._p.cred.groups
 
     def umask(self, mask: int) -> int:
+        """``os.umask``: set the file-mode creation mask; returns the old one."""
         with self._lock:
             old, self._p.umask = self._p.umask, mask & 0o777
             return old
@@ -177,62 +182,77 @@ class Process:
 
     def open(self, path: StrOrBytesPath, flags: int, mode: int = 0o777, *,
              dir_fd: int | None = None) -> int:
+        """``os.open``: a descriptor in this process's table (``dir_fd`` supported)."""
         with self._lock:
             return vfs_syscalls.sys_open(self._p, path, flags, mode, dir_fd)
 
     def close(self, fd: int) -> None:
+        """``os.close``."""
         with self._lock:
             sys_generic.sys_close(self._p, fd)
 
     def read(self, fd: int, n: int) -> bytes:
+        """``os.read``: at most ``n`` bytes from the file offset."""
         with self._lock:
             return sys_generic.sys_read(self._p, fd, n)
 
     def write(self, fd: int, data: Buffer) -> int:
+        """``os.write``: returns the count written (O_APPEND appends)."""
         with self._lock:
             return sys_generic.sys_write(self._p, fd, data)
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
+        """``os.pread``: at most ``n`` bytes at ``offset``; the file offset stays."""
         with self._lock:
             return sys_generic.sys_pread(self._p, fd, n, offset)
 
     def pwrite(self, fd: int, data: Buffer, offset: int) -> int:
+        """``os.pwrite``: write at ``offset``; the file offset stays."""
         with self._lock:
             return sys_generic.sys_pwrite(self._p, fd, data, offset)
 
     def lseek(self, fd: int, pos: int, how: int) -> int:
+        """``os.lseek``; on a directory only SEEK_SET and SEEK_CUR (as Linux's tmpfs)."""
         with self._lock:
             return sys_generic.sys_lseek(self._p, fd, pos, how)
 
     def fstat(self, fd: int) -> os.stat_result:
+        """``os.fstat``."""
         with self._lock:
             return sys_generic.sys_fstat(self._p, fd)
 
     def fsync(self, fd: int) -> None:
+        """``os.fsync`` (an etfs file reaches the host's fsync)."""
         with self._lock:
             sys_generic.sys_fsync(self._p, fd)
 
     def fdatasync(self, fd: int) -> None:
+        """``os.fdatasync``."""
         with self._lock:
             sys_generic.sys_fsync(self._p, fd, True)
 
     def ftruncate(self, fd: int, length: int) -> None:
+        """``os.ftruncate``."""
         with self._lock:
             sys_generic.sys_ftruncate(self._p, fd, length)
 
     def dup(self, fd: int) -> int:
+        """``os.dup``: the lowest free descriptor, sharing the open file and its offset."""
         with self._lock:
             return sys_generic.sys_dup(self._p, fd)
 
     def fchmod(self, fd: int, mode: int) -> None:
+        """``os.fchmod``."""
         with self._lock:
             sys_generic.sys_fchmod(self._p, fd, mode)
 
     def fchown(self, fd: int, uid: int, gid: int) -> None:
+        """``os.fchown``."""
         with self._lock:
             sys_generic.sys_fchown(self._p, fd, uid, gid)
 
     def fchdir(self, fd: int) -> None:
+        """``os.fchdir``."""
         with self._lock:
             vfs_syscalls.sys_chdir(self._p, fd)
 
@@ -240,20 +260,24 @@ class Process:
 
     def stat(self, path: StrOrBytesPath | int, *, dir_fd: int | None = None,
              follow_symlinks: bool = True) -> os.stat_result:
+        """``os.stat`` (a path, or a descriptor; ``dir_fd``, ``follow_symlinks``)."""
         with self._lock:
             return vfs_syscalls.sys_stat(self._p, path, dir_fd, follow_symlinks)
 
     def lstat(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> os.stat_result:
+        """``os.lstat``."""
         with self._lock:
             return vfs_syscalls.sys_stat(self._p, path, dir_fd, False)
 
     def access(self, path: StrOrBytesPath, mode: int, *, dir_fd: int | None = None,
                effective_ids: bool = False, follow_symlinks: bool = True) -> bool:
+        """``os.access`` with the real ids (``effective_ids`` is accepted: they are equal)."""
         with self._lock:
             return vfs_syscalls.sys_access(self._p, path, mode, dir_fd, follow_symlinks)
 
     def mkdir(self, path: StrOrBytesPath, mode: int = 0o777, *,
               dir_fd: int | None = None) -> None:
+        """``os.mkdir`` (mode masked by the umask)."""
         with self._lock:
             vfs_syscalls.sys_mkdir(self._p, path, mode, dir_fd)
 
@@ -286,10 +310,12 @@ class Process:
             return False
 
     def rmdir(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
+        """``os.rmdir``."""
         with self._lock:
             vfs_syscalls.sys_rmdir(self._p, path, dir_fd)
 
     def unlink(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
+        """``os.unlink`` (also ``remove``)."""
         with self._lock:
             vfs_syscalls.sys_unlink(self._p, path, dir_fd)
 
@@ -297,6 +323,7 @@ class Process:
 
     def rename(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
                src_dir_fd: int | None = None, dst_dir_fd: int | None = None) -> None:
+        """``os.rename`` (also ``replace``: Linux's rename(2) replaces)."""
         with self._lock:
             vfs_syscalls.sys_rename(self._p, src, dst, src_dir_fd, dst_dir_fd)
 
@@ -305,6 +332,7 @@ class Process:
     def link(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
              src_dir_fd: int | None = None, dst_dir_fd: int | None = None,
              follow_symlinks: bool = True) -> None:
+        """``os.link`` (as CPython on Linux: follows only with a ``dir_fd``)."""
         # As CPython does on Linux: plain link(2), which never follows, unless a
         # dir_fd is given, when linkat(AT_SYMLINK_FOLLOW) honours follow_symlinks.
         follow = follow_symlinks and (src_dir_fd is not None or dst_dir_fd is not None)
@@ -313,16 +341,19 @@ class Process:
 
     def symlink(self, src: StrOrBytesPath, dst: StrOrBytesPath,
                 target_is_directory: bool = False, *, dir_fd: int | None = None) -> None:
+        """``os.symlink`` (``target_is_directory`` is ignored, as on Linux)."""
         with self._lock:
             vfs_syscalls.sys_symlink(self._p, src, dst, dir_fd)
 
     def readlink(self, path: AnyStr | os.PathLike[AnyStr], *,
                  dir_fd: int | None = None) -> AnyStr:
+        """``os.readlink`` (bytes in, bytes out)."""
         with self._lock:
             target = vfs_syscalls.sys_readlink(self._p, path, dir_fd)
         return cast(AnyStr, _like(path, target))
 
     def listdir(self, path: StrOrBytesPath | int | None = None) -> list[Any]:
+        """``os.listdir`` (a path, a descriptor, or the cwd; bytes in, bytes out)."""
         arg = "." if path is None else path
         with self._lock:
             names = vfs_syscalls.sys_listdir(self._p, arg)
@@ -331,6 +362,7 @@ class Process:
         return names
 
     def scandir(self, path: StrOrBytesPath | int | None = None) -> ScandirIterator[Any]:
+        """``os.scandir``: DirEntry objects whose stat()/is_dir() ask this kernel."""
         arg = "." if path is None else path
         with self._lock:
             ents = vfs_syscalls.sys_readdir(self._p, arg)
@@ -363,48 +395,58 @@ class Process:
 
     def chmod(self, path: StrOrBytesPath | int, mode: int, *, dir_fd: int | None = None,
               follow_symlinks: bool = True) -> None:
+        """``os.chmod`` (a path or a descriptor)."""
         with self._lock:
             vfs_syscalls.sys_chmod(self._p, path, mode, dir_fd, follow_symlinks)
 
     def chown(self, path: StrOrBytesPath | int, uid: int, gid: int, *,
               dir_fd: int | None = None, follow_symlinks: bool = True) -> None:
+        """``os.chown`` (a path or a descriptor)."""
         with self._lock:
             vfs_syscalls.sys_chown(self._p, path, uid, gid, dir_fd, follow_symlinks)
 
     def lchown(self, path: StrOrBytesPath, uid: int, gid: int) -> None:
+        """``os.lchown``."""
         with self._lock:
             vfs_syscalls.sys_chown(self._p, path, uid, gid, None, False)
 
     def utime(self, path: StrOrBytesPath | int, times: tuple[float, float] | None = None, *,
               ns: tuple[int, int] | None = None, dir_fd: int | None = None,
               follow_symlinks: bool = True) -> None:
+        """``os.utime`` (``times`` in seconds or ``ns``; None: now)."""
         with self._lock:
             vfs_syscalls.sys_utime(self._p, path, times, ns, dir_fd, follow_symlinks)
 
     def truncate(self, path: StrOrBytesPath | int, length: int) -> None:
+        """``os.truncate`` (a path or a descriptor)."""
         with self._lock:
             vfs_syscalls.sys_truncate(self._p, path, length)
 
     def mknod(self, path: StrOrBytesPath, mode: int = 0o600, device: int = 0, *,
               dir_fd: int | None = None) -> None:
+        """``os.mknod``: device nodes reach the kernel's drivers (rumpblk, mem) when opened."""
         with self._lock:
             vfs_syscalls.sys_mknod(self._p, path, mode, device, dir_fd)
 
     def statvfs(self, path: StrOrBytesPath | int) -> os.statvfs_result:
+        """``os.statvfs`` of the file system holding ``path``."""
         with self._lock:
             return vfs_syscalls.sys_statvfs(self._p, path)
 
     # -- cwd ----------------------------------------------------------------
 
     def chdir(self, path: StrOrBytesPath | int) -> None:
+        """``os.chdir`` (a path or a descriptor)."""
         with self._lock:
             vfs_syscalls.sys_chdir(self._p, path)
 
     def getcwd(self) -> str:
+        """``os.getcwd``: this process's cwd inside the kernel."""
         with self._lock:
             return vfs_syscalls.sys_getcwd(self._p)
 
     def getcwdb(self) -> bytes:
+        """``os.getcwdb``."""
         return os.fsencode(self.getcwd())
 
     # -- files and paths ----------------------------------------------------
@@ -499,12 +541,16 @@ class Kernel(Process):
     def mount(self, fstype: str, path: StrOrBytesPath, read_only: bool = False, *,
               device: StrOrBytesPath | None = None,
               options: dict[str, object] | None = None) -> None:
-        """Mount a fresh ``fstype`` instance on directory ``path``; a disk file
-        system (``ext2``...) on ``device``, a block-device node of this kernel
-        (docs/blockdev.md). ENODEV: unknown type; ENOTBLK: not a block device;
-        EBUSY: device mounted or open for writing; EACCES: read-write on a
-        read-only device. ``options={"bufcache": BYTES}`` sets the buffer
-        cache's budget (one cache per kernel)."""
+        """Mount a fresh ``fstype`` instance on directory ``path`` (mount(2)).
+
+        File-system types: ``rumpfs`` (in memory, as the root; no device), and
+        on ``device``, a block-device node of this kernel (docs/blockdev.md):
+        ``ext2`` (ext2/3/4 images) and ``msdos`` (FAT12/16/32). ENODEV: unknown type; ENOTBLK: not
+        a block device; EBUSY: device mounted or open for writing; EACCES:
+        read-write on a read-only device. ``options={"bufcache": BYTES}`` sets
+        the buffer cache's budget (one cache per kernel). etfs mappings are
+        made with ``etfs_register``, not here.
+        """
         with self._lock:
             self.check_running()
             sys_mount.sys_mount(self._p, fstype, path,
@@ -532,8 +578,12 @@ class Kernel(Process):
     def etfs_register(self, key: StrOrBytesPath, hostpath: StrOrBytesPath,
                       ftype: EtfsType = EtfsType.REG, *, begin: int = 0,
                       size: int | None = None, read_only: bool = False) -> None:
-        """Map host file or directory ``hostpath`` at absolute path ``key`` (API.md);
-        ``read_only`` makes a BLK/CHR device that refuses writers (EACCES)."""
+        """Map host file or directory ``hostpath`` at absolute path ``key`` (docs/etfs.md).
+
+        ``read_only=True``: every change through the mapping fails with EROFS,
+        and a BLK/CHR key's device refuses writers (EACCES, as a
+        write-protected disk).
+        """
         with self._lock:
             self.check_running()
             try:
@@ -654,6 +704,7 @@ class Kernel(Process):
                 raise err               # a write that failed is never dropped silently
 
     def check_running(self) -> None:
+        """ESHUTDOWN (an OSError) if the kernel has been shut down."""
         if not self.running:
             raise_errno(errno.ESHUTDOWN)
 

@@ -377,6 +377,31 @@ class RumpPath:
         with self.open("w", encoding=encoding, errors=errors, newline=newline) as f:
             return f.write(data)
 
+    def create_file(
+        self,
+        contents: str | bytes = b"",
+        mode: int = 0o666,
+        *,
+        encoding: str | None = None,
+        exist_ok: bool = False,
+    ) -> RumpPath:
+        """Create the file with ``contents``, making missing parent directories
+        first (pyfakefs' ``fs.create_file``); returns the path.
+
+        ``mode`` is masked by the umask, as ``open(..., O_CREAT)``; parents
+        are made with 0o777 (masked), as ``mkdir -p``. ``FileExistsError``
+        if the file exists, unless ``exist_ok`` (then it is overwritten).
+        """
+        if self._pure.parent != self._pure:
+            self.parent.mkdir(parents=True, exist_ok=True)
+        data = contents.encode(encoding or "utf-8") if isinstance(contents, str) else contents
+        # Create with O_EXCL and the mode first (open_file has no mode), then write.
+        flags = os.O_CREAT | os.O_WRONLY | (0 if exist_ok else os.O_EXCL)
+        self._kernel.close(self._kernel.open(self._s, flags, mode))
+        with self.open("wb") as f:
+            f.write(data)
+        return self
+
     # directories
 
     def iterdir(self) -> Iterator[RumpPath]:

@@ -19,10 +19,12 @@ Fixtures
     ``RUMPFS_REQUIRE_FUSE=1`` (as CI should), which makes it fail instead.
 
 Marker
-    ``@pytest.mark.rumpfs_etfs(key, hostpath, type="reg", begin=0, size=None)``
-    maps a host path into ``rumpfs_kernel`` with ``k.etfs_register`` before the
-    test runs.  ``type`` is an ``EtfsType`` or its name in any case (``"reg"``,
-    ``"blk"``, ``"chr"``, ``"dir"``, ``"dir_subdirs"``).  A relative
+    ``@pytest.mark.rumpfs_etfs(key, hostpath, type="reg", begin=0, size=None,
+    read_only=False)`` maps a host path into ``rumpfs_kernel`` with
+    ``k.etfs_register`` before the test runs (``read_only=True``: every change
+    through it fails with EROFS, so a test can use the repository's own data
+    without being able to change it).  ``type`` is an ``EtfsType`` or its
+    name in any case (``"reg"``, ``"blk"``, ``"chr"``, ``"dir"``, ``"dir_subdirs"``).  A relative
     ``hostpath`` is relative to pytest's rootdir (where pytest.ini,
     pyproject.toml or setup.cfg is), so ``"tests/data"`` means the same thing
     from every test file.  Repeatable; markers are applied outermost first
@@ -63,7 +65,8 @@ __all__ = ["RumpfsMount", "fuse_unavailable_reason"]
 REQUIRE_FUSE_ENV = "RUMPFS_REQUIRE_FUSE"
 
 _MARKER_HELP = (
-    "rumpfs_etfs(key, hostpath, type='reg', begin=0, size=None): map a host file or "
+    "rumpfs_etfs(key, hostpath, type='reg', begin=0, size=None, read_only=False): "
+    "map a host file or "
     "directory into the rumpfs_kernel fixture at key with etfs before the test runs "
     "(repeatable; a relative hostpath is relative to the rootdir)"
 )
@@ -148,6 +151,7 @@ def _apply_one(
     type: object = "reg",  # shadows the builtin: it is the marker's documented keyword
     begin: int = 0,
     size: int | None = None,
+    read_only: bool = False,
 ) -> None:
     try:
         ftype = _etfs_type(type)
@@ -156,7 +160,7 @@ def _apply_one(
     host = Path(os.fspath(hostpath))
     if not host.is_absolute():
         host = rootdir / host
-    k.etfs_register(key, str(host), ftype, begin=begin, size=size)
+    k.etfs_register(key, str(host), ftype, begin=begin, size=size, read_only=read_only)
 
 
 def _apply_image_markers(request: pytest.FixtureRequest, k: Kernel) -> None:

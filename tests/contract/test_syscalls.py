@@ -1,6 +1,6 @@
 """The os-like system calls, as root: every case runs on the host os and on rumpfs.
 
-The host (Linux, a tmpfs in a chroot) is the reference: API.md promises
+The host (Linux, a tmpfs in a chroot) is the reference: docs/api.md promises
 Linux's semantics and errno values.  Values that are inherently host-specific
 (st_ino, st_dev, st_blksize, st_blocks, a directory's st_size) are only ever
 compared for equality between two objects of the same implementation.

@@ -1,4 +1,4 @@
-"""STYLE.md's layering rules, checked by parsing every module under src/rumpfs.
+"""The layering rules (docs/architecture.md), checked by parsing every module under src/rumpfs.
 
 - A layer imports only the layers listed before it (plus ``errors``):
   ``errors`` nothing from rumpfs; ``rumpuser`` only errors; ``kern`` only

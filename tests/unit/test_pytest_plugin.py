@@ -142,6 +142,29 @@ def test_etfs_marker_relative_to_rootdir_not_test_dir(pytester: pytest.Pytester)
     run(pytester).assert_outcomes(passed=1)
 
 
+def test_etfs_marker_read_only(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "data").mkdir()
+    (pytester.path / "data" / "x.csv").write_text("a,b\n")
+    pytester.makepyfile(
+        """
+        import errno, os, pytest
+
+        @pytest.mark.rumpfs_etfs("/data", "data", "dir_subdirs", read_only=True)
+        def test_ro(rumpfs_kernel):
+            assert rumpfs_kernel.path("/data/x.csv").read_text() == "a,b\\n"
+            with pytest.raises(OSError) as ei:
+                rumpfs_kernel.path("/data/x.csv").write_text("changed")
+            assert ei.value.errno == errno.EROFS
+            with pytest.raises(OSError) as ei:
+                rumpfs_kernel.unlink("/data/x.csv")
+            assert ei.value.errno == errno.EROFS
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+    assert (pytester.path / "data" / "x.csv").read_text() == "a,b\n"
+
+
 def test_etfs_marker_errors(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

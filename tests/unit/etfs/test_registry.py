@@ -1,4 +1,4 @@
-"""etfs registration rules: every row of API.md's table, keys, listing, EBUSY, remove."""
+"""etfs registration rules: every row of docs/api.md's table, keys, listing, EBUSY, remove."""
 
 from __future__ import annotations
 

@@ -17,6 +17,11 @@ Outline of :meth:`EtfsRegistry.register`, in the order of its errors:
      side is opened (DIR*: the directory; BLK/CHR: a rumpblk minor), and the
      key vnode is entered in its parent and pinned there.
 
+A read-only registration is a read-only :class:`EtfsMount`: the system
+calls refuse every change with EROFS (as on a ``mount -o ro``), host files
+are opened read-only, and a BLK/CHR key's device refuses opens for writing
+with EROFS.
+
 The key directory is any rumpfs directory: this module knows it only as a
 :class:`KeyDir` (attach/detach/pinned), as rumpfs is a sibling layer.
 
@@ -170,7 +175,7 @@ class EtfsRegistry:
         if not isinstance(dvp, KeyDir):
             raise_errno(errno.EOPNOTSUPP)   # only rumpfs directories hold keys
         m = Mapping(self.hyp, "/" + "/".join(comps), comps, hostpath, ftype, begin, wsize)
-        m.mount = EtfsMount(self.vfs.new_dev(), m)
+        m.mount = EtfsMount(self.vfs.new_dev(), m, read_only)
         if isdir:
             m.rootfd = self.hyp.open(hostpath, os.O_RDONLY | os.O_DIRECTORY)
             s = self.hyp.fstat(m.rootfd)

@@ -97,8 +97,8 @@ class EtfsMount(Mount):
 
     __slots__ = ("mapping",)
 
-    def __init__(self, dev: int, mapping: Mapping) -> None:
-        super().__init__("etfs", EtfsVfsOps(), dev, False)
+    def __init__(self, dev: int, mapping: Mapping, read_only: bool = False) -> None:
+        super().__init__("etfs", EtfsVfsOps(), dev, read_only)
         self.mapping = mapping
 
 
