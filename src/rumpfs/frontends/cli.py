@@ -379,7 +379,9 @@ def check_mountpoint(path: str, nonempty: bool) -> str | None:
     fstype = mount_at(path)
     if fstype is not None:
         try:
-            os.stat(path)
+            # statvfs, not stat: the host may answer stat from its attribute
+            # cache, but STATFS always reaches the server (or finds it gone)
+            os.statvfs(path)
         except OSError as exc:
             # ENOTCONN once the server is gone; ECONNABORTED for a request
             # that was pending when it died
