@@ -23,8 +23,8 @@ Credentials
     Every request runs as a kernel ``Process`` with the caller's uid and gid
     (request header), umask (create/mkdir/mknod bodies: ``DONT_MASK`` is
     negotiated so the kernel, not the host, applies it) and supplementary
-    groups (``/proc/<pid>/status``). ``default_permissions`` is never used:
-    the kernel decides.
+    groups (``/proc/<pid>/status``, cached per task: :class:`GroupCache`).
+    ``default_permissions`` is never used: the kernel decides.
 
 Reference counting
     Each reply that hands the host a node (lookup, create, mknod, mkdir,
@@ -54,10 +54,12 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from rumpfs.frontends import fuse_proto as fp
 from rumpfs.frontends.fuse_dev import FuseChannel
@@ -101,6 +103,70 @@ def read_groups(pid: int) -> tuple[int, ...]:
     return ()
 
 
+PIDFD_THREAD = os.O_EXCL        # pidfd_open flag (Linux 6.9): a thread, not only a leader
+
+
+class GroupCache:
+    """Supplementary groups per requesting task, read from /proc once per task.
+
+    The rule for reading again: the groups of a task can change only by
+    setgroups(2), which needs CAP_SETGID -- in practice done just before a
+    setuid/setgid or an exec of another user's program -- or by the task
+    going away and its id being reused. So an entry is kept while (a) the
+    request's uid and gid are those it was read with, and (b) the task
+    still lives: a pidfd taken at read time, polled (no wait) on every use,
+    becomes readable when the task exits. Without pidfds (old kernels) nothing
+    is cached. What remains: a task with CAP_SETGID that calls setgroups and
+    keeps its uid and gid is seen with its old groups (root is never asked:
+    its groups decide nothing).
+    """
+
+    LIMIT = 512
+
+    def __init__(self) -> None:
+        self._mu = threading.Lock()
+        self._cache: dict[int, tuple[int, int, tuple[int, ...], Any, int]] = {}
+
+    def get(self, pid: int, uid: int, gid: int) -> tuple[int, ...]:
+        ent = self._cache.get(pid)
+        if ent is not None and ent[0] == uid and ent[1] == gid and not ent[3].poll(0):
+            return ent[2]
+        groups = read_groups(pid)
+        if pid > 0:
+            self._remember(pid, uid, gid, groups)
+        return groups
+
+    def _remember(self, pid: int, uid: int, gid: int, groups: tuple[int, ...]) -> None:
+        try:
+            fd = os.pidfd_open(pid, PIDFD_THREAD)
+        except OSError:
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                return
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        # The task may have exited and its id been reused between the /proc
+        # read and the pidfd: check that it still has the ids just read.
+        if read_groups(pid) != groups:
+            os.close(fd)
+            return
+        with self._mu:
+            old = self._cache.pop(pid, None)
+            if old is not None:
+                os.close(old[4])
+            while len(self._cache) >= self.LIMIT:     # the oldest entries go first
+                victim = self._cache.pop(next(iter(self._cache)))
+                os.close(victim[4])
+            self._cache[pid] = (uid, gid, groups, poller, fd)
+
+    def close(self) -> None:
+        with self._mu:
+            for ent in self._cache.values():
+                os.close(ent[4])
+            self._cache.clear()
+
+
 def _name(body: memoryview) -> bytes:
     """A NUL-terminated name at the start of ``body``."""
     raw = bytes(body)
@@ -132,6 +198,7 @@ class RumpOperations:
         self._caching = cache_timeout > 0
         self._open_flags = fp.FOPEN_NOFLUSH | (fp.FOPEN_KEEP_CACHE if self._caching else 0)
         self._dir_flags = (fp.FOPEN_KEEP_CACHE | fp.FOPEN_CACHE_DIR) if self._caching else 0
+        self.groups = GroupCache()
         self.passthrough = False            # negotiated at INIT (root, Linux >= 6.9)
         self._backing: dict[int, int] = {}  # fh -> passthrough backing id
         self._root = handles.ROOT
@@ -170,7 +237,7 @@ class RumpOperations:
 
     def _proc(self, uid: int, gid: int, pid: int, umask: int = 0o022) -> Caller:
         # root's groups never change a permission decision: skip reading /proc
-        groups = () if uid == 0 else read_groups(pid)
+        groups = () if uid == 0 else self.groups.get(pid, uid, gid)
         return self.h.process_for(uid, gid, groups, umask)
 
     def _entry(self, st: os.stat_result) -> bytes:
@@ -541,6 +608,7 @@ class RumpOperations:
             self._files.clear()
             self._dirs.clear()
             self._lookups.clear()
+        self.groups.close()
         for fh in files:
             with _logged("release"):
                 self.h.release(fh)
