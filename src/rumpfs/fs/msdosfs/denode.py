@@ -51,6 +51,19 @@ MAX_FILE_SIZE = 0xFFFFFFFF
 _MAX_DIR_BYTES = 65536 * 32          # Linux's FAT_MAX_DIR_SIZE
 
 
+_MAX_RUN = 256                       # clusters per direct device request
+
+
+def _run(cl: list[int], ci: int, most: int) -> int:
+    """How many clusters from index ``ci`` on are consecutive on the volume."""
+    first = cl[ci]
+    n = 1
+    most = min(most, _MAX_RUN)
+    while n < most and cl[ci + n] == first + n:
+        n += 1
+    return n
+
+
 class Denode(Vnode):
     """A FAT file or directory."""
 
@@ -142,6 +155,11 @@ class Denode(Vnode):
         bc = vol.bc
         while pos < end:
             ci, co = divmod(pos, cs)
+            if co == 0 and end - pos >= 2 * cs:
+                run = _run(cl, ci, (end - pos) // cs)
+                parts.append(vol.read_run(cl[ci], run))
+                pos += run * cs
+                continue
             take = min(cs - co, end - pos)
             bp = vol.bread_cluster(cl[ci])
             parts.append(bytes(bp.data[co:co + take]) if take != cs else bytes(bp.data))
@@ -214,6 +232,12 @@ class Denode(Vnode):
         src = 0
         while pos < end:
             ci, co = divmod(pos, cs)
+            if co == 0 and end - pos >= 2 * cs:
+                run = _run(cl, ci, (end - pos) // cs)
+                vol.write_run(cl[ci], run, mv[src:src + run * cs])
+                pos += run * cs
+                src += run * cs
+                continue
             take = min(cs - co, end - pos)
             if take == cs:
                 bp = vol.getblk_cluster(cl[ci])

@@ -159,9 +159,42 @@ class _Info:
         self.lower = self.upper = self.valid = True
 
 
+def _ascii_table() -> dict[str, tuple[bytes, int]]:
+    """For each ASCII character: its short-name bytes and what it tells about
+    the name (bit 1: not valid as is, 2: not all upper, 4: not all lower)."""
+    out: dict[str, tuple[bytes, int]] = {}
+    for code in range(0x20, 0x7F):
+        c = chr(code)
+        if c in ". ":
+            out[c] = (b"", 1)
+        elif c in _REPLACE_CHARS:
+            out[c] = (b"_", 1)
+        elif "a" <= c <= "z":
+            out[c] = (c.upper().encode(), 2)
+        elif "A" <= c <= "Z":
+            out[c] = (c.encode(), 4)
+        else:
+            out[c] = (c.encode(), 0)
+    return out
+
+
+_ASCII = _ascii_table()
+
+
 def _short_char(c: str, info: _Info) -> bytes:
     """One character of a long name as the short name holds it (Linux's
     to_shortname_char with codepage 437); b"" for skipped characters."""
+    hit = _ASCII.get(c)
+    if hit is not None:
+        b, bits = hit
+        if bits:
+            if bits & 1:
+                info.valid = False
+            if bits & 2:
+                info.upper = False
+            if bits & 4:
+                info.lower = False
+        return b
     if c in ". ":
         info.valid = False
         return b""

@@ -22,7 +22,6 @@ the last :meth:`Fat.take_dirty`.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import sys
 from typing import NoReturn
@@ -129,8 +128,9 @@ class Fat:
         cur = start
         get = self.get
         lo, hi, eoc_min = 2, self.max_cluster, self.eoc_min
+        mv, mask = self._mv, self.mask
         while True:
-            nxt = get(cur)
+            nxt = mv[cur] & mask if mv is not None else get(cur)
             if nxt >= eoc_min:
                 return out
             if not lo <= nxt <= hi:
@@ -150,10 +150,14 @@ class Fat:
     def _count_free(self) -> int:
         mv = self._mv
         if mv is not None:
-            seg = mv[2:self.max_cluster + 1]
+            seg = mv[2:self.max_cluster + 1].tolist()
             if self.bits == 16:
-                return seg.tolist().count(0)
-            return sum(1 for v in seg.tolist() if not v & 0x0FFFFFFF)
+                return seg.count(0)
+            # free = low 28 bits zero; the top four bits are reserved (kept as found)
+            free = seg.count(0)
+            if seg and max(seg) >= 1 << 28:
+                free += sum(seg.count(top << 28) for top in range(1, 16))
+            return free
         return sum(1 for n in range(2, self.max_cluster + 1) if self.get(n) == 0)
 
     def _find_free(self, start: int) -> int:
@@ -202,18 +206,34 @@ class Fat:
         if not self.valid(n):
             n = 2
         get = self.get
+        hi = self.max_cluster
         while len(out) < count:
             if not (self.valid(n) and get(n) == 0):
                 n = self._find_free(n if self.valid(n) else 2)
                 assert n, "free count said there was room"
-            out.append(n)
-            self.set(n, self.eoc)          # taken now, so the scan skips it
-            n += 1
-        for a, b in itertools.pairwise(out):
-            self.set(a, b)
+            first = n
+            while len(out) < count and n <= hi and get(n) == 0:
+                out.append(n)
+                n += 1
+            if len(out) > n - first and n - first:          # joins the previous run
+                self.set(out[-(n - first) - 1], first)
+            self._chain_run(first, n - 1)                   # taken now: scans skip it
         self.free -= count
         self.next_free = out[-1] + 1 if out[-1] < self.max_cluster else 2
         return out
+
+    def _chain_run(self, first: int, last: int) -> None:
+        """Link first -> first+1 -> ... -> last -> EOC."""
+        mv = self._mv
+        if mv is None or self.bits != 32:
+            for c in range(first, last):
+                self.set(c, c + 1)
+            self.set(last, self.eoc)
+            return
+        for c in range(first, last):
+            mv[c] = (mv[c] & 0xF0000000) | (c + 1)
+        mv[last] = (mv[last] & 0xF0000000) | self.eoc
+        self.dirty.update(range(4 * first // CHUNK, 4 * last // CHUNK + 1))
 
     def link(self, last: int, first: int) -> None:
         """Make the chain ending at ``last`` continue at ``first``."""

@@ -276,6 +276,12 @@ class _DevBufs:
     def read(self, offset: int, size: int) -> bytes:
         return self.dev.read(offset, size)
 
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        self.dev.write(offset, data)
+
+    def incore(self, blkno: int) -> bio.Buf | None:
+        return self.bc.incore(self.dev, blkno)
+
     def bread(self, blkno: int, size: int) -> bio.Buf:
         return self.bc.bread(self.dev, blkno, size)
 

@@ -52,6 +52,8 @@ class BufCache(Protocol):
     device, plus ``read``: bytes straight from the device (uncached)."""
 
     def read(self, offset: int, size: int) -> bytes: ...
+    def write(self, offset: int, data: bytes | memoryview) -> None: ...
+    def incore(self, blkno: int) -> Buf | None: ...
 
     def bread(self, blkno: int, size: int) -> Buf: ...
     def getblk(self, blkno: int, size: int) -> Buf: ...
@@ -205,6 +207,38 @@ class Volume:
             self.root_dirty.add(bp.index)
         else:
             self.bc.bdwrite(bp)
+
+    def _run_blkno(self, first: int, count: int) -> int:
+        if not (self.fat.valid(first) and self.fat.valid(first + count - 1)):
+            self.corrupt(f"clusters {first}..{first + count - 1} out of range")
+        return self._data_blk + (first - 2) * self._cblocks
+
+    def write_run(self, first: int, count: int, data: memoryview) -> None:
+        """Write ``count`` whole clusters from ``first`` on in one device request
+        (write-through, as NetBSD's direct I/O), keeping cached copies in step."""
+        blkno = self._run_blkno(first, count)
+        cb, cs = self._cblocks, self.cluster_size
+        incore = self.bc.incore
+        for i in range(count):
+            bp = incore(blkno + i * cb)
+            if bp is not None:
+                bp.data[:] = data[i * cs:(i + 1) * cs]
+        self.bc.write(blkno * 512, data)
+
+    def read_run(self, first: int, count: int) -> bytes:
+        """``count`` whole clusters from ``first`` on: one device request when
+        none of them is cached (a cached one may be newer than the device)."""
+        blkno = self._run_blkno(first, count)
+        cb, cs = self._cblocks, self.cluster_size
+        incore = self.bc.incore
+        if any(incore(blkno + i * cb) is not None for i in range(count)):
+            parts = []
+            for i in range(count):
+                bp = self.bc.bread(blkno + i * cb, cs)
+                parts.append(bytes(bp.data))
+                self.bc.brelse(bp)
+            return b"".join(parts)
+        return self.bc.read(blkno * 512, count * cs)
 
     def zero_cluster(self, cluster: int) -> None:
         bp = self.getblk_cluster(cluster)
