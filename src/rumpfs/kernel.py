@@ -79,7 +79,7 @@ class DirEntry(Generic[AnyStr]):
             return self._type
         try:
             return VType.from_mode(self.stat().st_mode)
-        except OSError:
+        except FileNotFoundError:       # as os.DirEntry: only a dangling link is "no"
             return VLNK
 
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
@@ -354,18 +354,17 @@ class Process:
 
     def listdir(self, path: StrOrBytesPath | int | None = None) -> list[Any]:
         """``os.listdir`` (a path, a descriptor, or the cwd; bytes in, bytes out)."""
-        arg = "." if path is None else path
         with self._lock:
-            names = vfs_syscalls.sys_listdir(self._p, arg)
-        if isinstance(arg, bytes):
+            names = vfs_syscalls.sys_listdir(self._p, path)
+        if isinstance(path, bytes):
             return [os.fsencode(name) for name in names]
         return names
 
     def scandir(self, path: StrOrBytesPath | int | None = None) -> ScandirIterator[Any]:
         """``os.scandir``: DirEntry objects whose stat()/is_dir() ask this kernel."""
-        arg = "." if path is None else path
         with self._lock:
-            ents = vfs_syscalls.sys_readdir(self._p, arg)
+            ents = vfs_syscalls.sys_readdir(self._p, path)
+        arg = "." if path is None else path
         if isinstance(arg, int):
             return ScandirIterator([DirEntry(self, n, n, t, i, arg) for n, t, i in ents])
         base = os.fspath(arg)

@@ -56,9 +56,9 @@ class ScandirEntry:
     name: str | bytes
     path: str | bytes
     ino: int
-    _is_dir: bool
+    _is_dir: bool | OSError
     _is_dir_nofollow: bool
-    _is_file: bool
+    _is_file: bool | OSError
     _is_file_nofollow: bool
     _is_symlink: bool
     _stat: os.stat_result | OSError
@@ -68,10 +68,10 @@ class ScandirEntry:
         return self.ino
 
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
-        return self._is_dir if follow_symlinks else self._is_dir_nofollow
+        return _answer(self._is_dir) if follow_symlinks else self._is_dir_nofollow
 
     def is_file(self, *, follow_symlinks: bool = True) -> bool:
-        return self._is_file if follow_symlinks else self._is_file_nofollow
+        return _answer(self._is_file) if follow_symlinks else self._is_file_nofollow
 
     def is_symlink(self) -> bool:
         return self._is_symlink
@@ -106,6 +106,12 @@ def _copy_oserror(exc: OSError) -> OSError:
     return pickle.loads(pickle.dumps(exc))
 
 
+def _answer(result: bool | OSError) -> bool:
+    if isinstance(result, OSError):
+        raise _copy_oserror(result)
+    return result
+
+
 def _entry_record(entry: os.DirEntry[Any]) -> ScandirEntry:
     def guarded(fn: Any, **kw: Any) -> Any:
         try:
@@ -113,13 +119,13 @@ def _entry_record(entry: os.DirEntry[Any]) -> ScandirEntry:
         except OSError as exc:
             return exc
 
-    def followed(fn: Any) -> bool:
-        # os.DirEntry.is_dir()/is_file() raise for errors other than ENOENT
-        # (ELOOP, ENOTDIR through a file); a record answers False, as for ENOENT.
+    def followed(fn: Any) -> bool | OSError:
+        # os.DirEntry.is_dir()/is_file() answer False for ENOENT and raise any
+        # other error (ELOOP, EACCES, ENOTDIR...): the record raises it again.
         try:
             return bool(fn())
-        except OSError:
-            return False
+        except OSError as exc:
+            return exc
 
     lstat = guarded(entry.stat, follow_symlinks=False)     # before anything follows
     return ScandirEntry(

@@ -187,9 +187,10 @@ def rename(
     vfs_rename). Returns (moved vnode, replaced vnode or None).
 
     Outline: one mount (EXDEV) -> names that cannot move (EBUSY) -> writable
-    (EROFS) -> source exists (ENOENT) -> NOREPLACE/EXCHANGE target rules ->
-    trailing slashes on a non-directory (ENOTDIR) -> source above the target
-    (EINVAL) or target above the source (ENOTEMPTY) -> same file (no-op) ->
+    (EROFS) -> source exists, target directory not removed (ENOENT) ->
+    NOREPLACE/EXCHANGE target rules -> trailing slashes on a non-directory
+    (ENOTDIR) -> source above the target (EINVAL) or target above the source
+    (ENOTEMPTY) -> same file (no-op) ->
     permission to delete and to create -> the file system moves the entry.
     """
     if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or (
@@ -206,6 +207,8 @@ def rename(
         raise_errno(errno.EROFS)
     fvp = lookup_last(fdvp, fname)
     if fvp is None:
+        raise_errno(errno.ENOENT)
+    if tdvp.dead:           # Linux's lookup of the target fails in a removed directory
         raise_errno(errno.ENOENT)
     tvp = lookup_last(tdvp, tname)
     exchange = bool(flags & RENAME_EXCHANGE)

@@ -30,7 +30,7 @@ from rumpfs.vfs.vnode import NAME_MAX, SYMLOOP_MAX, VDIR, VLNK, Vnode
 if TYPE_CHECKING:
     from rumpfs.vfs.proc import VProc
 
-__all__ = ["check_name", "dotdot", "lookup_last", "namei", "namei_parent"]
+__all__ = ["check_name", "dotdot", "lookup_last", "namei", "namei_parent", "namei_parent_counted"]
 
 _SHORT_NAME = NAME_MAX // 4      # a str this short is at most NAME_MAX bytes in UTF-8
 
@@ -54,12 +54,14 @@ def dotdot(p: VProc, vp: Vnode) -> Vnode:
     return vp
 
 
-def _walk(p: VProc, vp: Vnode, comps: list[str], follow: bool) -> Vnode:
-    """Resolve ``comps`` from ``vp``; see the module outline. The loop restarts
-    only when a symbolic link splices its target into the components."""
+def _walk(p: VProc, vp: Vnode, comps: list[str], follow: bool,
+          nlinks: int = 0) -> tuple[Vnode, int]:
+    """Resolve ``comps`` from ``vp``; see the module outline. Returns the vnode
+    and the links followed so far (``nlinks`` counts those of earlier walks of
+    the same system call: Linux allows 40 in all). The loop restarts only when
+    a symbolic link splices its target into the components."""
     cred = p.cred
     check_search = cred.uid != 0
-    nlinks = 0
     while True:
         last = len(comps) - 1
         for i, name in enumerate(comps):
@@ -92,14 +94,14 @@ def _walk(p: VProc, vp: Vnode, comps: list[str], follow: bool) -> Vnode:
                 break
             vp = child
         else:
-            return vp
+            return vp, nlinks
 
 
 def namei(p: VProc, path: str, start: Vnode, follow: bool = True) -> Vnode:
     """The vnode ``path`` names. ``path`` is non-empty and checked for NUL and length."""
     if path[0] == "/":
-        return _walk(p, p.root, path.split("/"), follow)
-    return _walk(p, start, path.split("/"), follow)
+        return _walk(p, p.root, path.split("/"), follow)[0]
+    return _walk(p, start, path.split("/"), follow)[0]
 
 
 def namei_parent(p: VProc, path: str, start: Vnode) -> tuple[Vnode, str, bool]:
@@ -109,6 +111,15 @@ def namei_parent(p: VProc, path: str, start: Vnode) -> tuple[Vnode, str, bool]:
     The directory is checked: a directory (ENOTDIR) that ``p`` may search
     (EACCES). The last name is not looked up (see :func:`lookup_last`).
     """
+    dvp, name, trailing, _ = namei_parent_counted(p, path, start, 0)
+    return dvp, name, trailing
+
+
+def namei_parent_counted(p: VProc, path: str, start: Vnode,
+                         nlinks: int) -> tuple[Vnode, str, bool, int]:
+    """:func:`namei_parent` for a walk that continues an earlier one (open(O_CREAT)
+    following a symlink in the last component): ``nlinks`` links were followed
+    already; the fourth result is the new total."""
     stripped = path.rstrip("/")
     trailing = len(stripped) != len(path)
     cut = stripped.rfind("/")
@@ -119,15 +130,17 @@ def namei_parent(p: VProc, path: str, start: Vnode) -> tuple[Vnode, str, bool]:
         dvp = p.root
         name = stripped[1:]
     else:
-        dvp = namei(p, stripped[:cut], start, True)
+        head = stripped[:cut]
+        dvp, nlinks = _walk(p, p.root if head[0] == "/" else start, head.split("/"), True,
+                            nlinks)
         name = stripped[cut + 1:]
     if not stripped:
-        return p.root, "", trailing
+        return p.root, "", trailing, nlinks
     if dvp.type is not VDIR:
         raise_errno(errno.ENOTDIR)
     if p.cred.uid != 0 and not dvp.ops.vop_access(dvp, X_OK, p.cred):
         raise_errno(errno.EACCES)
-    return dvp, name, trailing
+    return dvp, name, trailing, nlinks
 
 
 def lookup_last(dvp: Vnode, name: str) -> Vnode | None:

@@ -161,8 +161,10 @@ def sys_fsync(p: VProc, fd: int, datasync: bool = False) -> None:
 
 
 def sys_ftruncate(p: VProc, fd: int, length: int) -> None:
+    if length < 0:                      # before the descriptor, as Linux checks
+        raise_errno(errno.EINVAL)
     fp = getfile(p, fd)
-    if length < 0 or not fp.writable or fp.vp.type is not VREG:
+    if not fp.writable or fp.vp.type is not VREG:
         raise_errno(errno.EINVAL)
     vn_setsize(p, fp.vp, length)
 

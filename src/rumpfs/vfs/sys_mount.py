@@ -33,6 +33,8 @@ def sys_mount(p: VProc, fstype: str, path: StrOrBytesPath, args: MountArgs,
         vp = namei(p, pathstr(path), p.cwd, True)
         if vp.type is not VDIR:
             raise_errno(errno.ENOTDIR)
+        if vp.dead:                     # a removed directory (Linux: ENOENT)
+            raise_errno(errno.ENOENT)
         if vp.mountedhere is not None or vp is p.root or vp is vp.mount.root:
             raise_errno(errno.EBUSY)
         if fstype not in p.ctx.fstypes:

@@ -24,7 +24,7 @@ import stat as st
 from rumpfs.errors import errno, raise_errno, with_filename
 from rumpfs.kern.cred import R_OK, W_OK, X_OK
 from rumpfs.vfs import genfs
-from rumpfs.vfs.namei import dotdot, lookup_last, namei, namei_parent
+from rumpfs.vfs.namei import dotdot, lookup_last, namei, namei_parent, namei_parent_counted
 from rumpfs.vfs.proc import DirFd, StrOrBytesPath, VProc
 from rumpfs.vfs.sys_generic import sys_fchmod, sys_fchown, sys_fstat, sys_ftruncate
 from rumpfs.vfs.sysutil import changed, getvnode, pathstr, startdir
@@ -37,6 +37,7 @@ from rumpfs.vfs.vfs_vnops import (
     vn_truncate,
 )
 from rumpfs.vfs.vnode import (
+    SYMLOOP_MAX,
     VBLK,
     VCHR,
     VDIR,
@@ -64,10 +65,10 @@ _MKNOD_TYPES = {
 
 
 def _may_create(p: VProc, dvp: Vnode) -> None:
+    if dvp.dead:            # a removed directory takes no entries (Linux: IS_DEADDIR)
+        raise_errno(errno.ENOENT)
     if dvp.mount.read_only:
         raise_errno(errno.EROFS)
-    if dvp.dead:
-        raise_errno(errno.ENOENT)
     if p.cred.uid != 0 and not dvp.ops.vop_access(dvp, W_OK | X_OK, p.cred):
         raise_errno(errno.EACCES)
 
@@ -89,13 +90,17 @@ def _new_owner(p: VProc, dvp: Vnode, mode: int, isdir: bool) -> tuple[int, int, 
 
 def _open_create(p: VProc, path: str, start: Vnode, flags: int, mode: int) -> tuple[Vnode, bool]:
     """The O_CREAT half of open: find or make the last component (following a
-    symlink there unless O_EXCL/O_NOFOLLOW, creating its target if missing)."""
-    for _ in range(41):
-        dvp, name, trailing = namei_parent(p, path, start)
+    symlink there unless O_EXCL/O_NOFOLLOW, creating its target if missing).
+    Links followed anywhere count together: more than 40 in all is ELOOP."""
+    nlinks = 0
+    while True:
+        dvp, name, trailing, nlinks = namei_parent_counted(p, path, start, nlinks)
         if name in ("", ".", ".."):     # the directory itself: it exists
             raise_errno(errno.EEXIST if flags & os.O_EXCL else errno.EISDIR)
         if trailing:
             raise_errno(errno.EISDIR)
+        if dvp.dead:                    # Linux's lookup_open: before EROFS, EACCES
+            raise_errno(errno.ENOENT)
         vp = lookup_last(dvp, name)
         if vp is None:
             _may_create(p, dvp)
@@ -110,11 +115,13 @@ def _open_create(p: VProc, path: str, start: Vnode, flags: int, mode: int) -> tu
             vp = vp.mountedhere.root
         if vp.type is not VLNK or flags & os.O_NOFOLLOW:
             return vp, False
+        nlinks += 1
+        if nlinks > SYMLOOP_MAX:
+            raise_errno(errno.ELOOP)
         path = vp.ops.vop_readlink(vp)
         if not path:
             raise_errno(errno.ENOENT)
         start = dvp
-    raise_errno(errno.ELOOP)
 
 
 def sys_open(p: VProc, path: StrOrBytesPath, flags: int, mode: int = 0o777,
@@ -166,10 +173,15 @@ def _namei_create(p: VProc, path: StrOrBytesPath, dir_fd: DirFd,
     """The parent and name of a node about to be made, checked as Linux's
     filename_create: the name must be free (EEXIST; "." and ".." exist), a
     trailing slash only names a directory (ENOENT otherwise), the parent must
-    take new entries (EROFS, ENOENT when removed, EACCES)."""
+    take new entries (EROFS, EACCES). A removed parent is ENOENT before all
+    but "." and "..": Linux's lookup in a dead directory fails first."""
     s = pathstr(path)
     dvp, name, trailing = namei_parent(p, s, startdir(p, s, dir_fd))
-    if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
+    if name in ("", ".", ".."):
+        raise_errno(errno.EEXIST)
+    if dvp.dead:
+        raise_errno(errno.ENOENT)
+    if lookup_last(dvp, name) is not None:
         raise_errno(errno.EEXIST)
     if trailing and not isdir:
         raise_errno(errno.ENOENT)
@@ -200,7 +212,9 @@ def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0
         raise_errno(errno.EINVAL)
     dvp, name = _namei_create(p, path, dir_fd)
     device_node = vtype is VCHR or vtype is VBLK
-    if device_node and p.cred.uid != 0:
+    # Device nodes need privilege, except a whiteout (character device 0:0,
+    # what overlayfs makes): Linux >= 5.8 lets anyone create one.
+    if device_node and p.cred.uid != 0 and not (vtype is VCHR and device == 0):
         raise_errno(errno.EPERM)
     nmode, uid, gid = _new_owner(p, dvp, mode & 0o7777 & ~p.umask, False)
     rdev = device if device_node else 0
@@ -236,8 +250,13 @@ def sys_link(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
 
 
 def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str, trailing: bool = False) -> None:
-    """link(2) of vnode ``vp`` as ``name`` in ``dvp``, in Linux's order of checks."""
-    if name in ("", ".", "..") or lookup_last(dvp, name) is not None:
+    """link(2) of vnode ``vp`` as ``name`` in ``dvp``, in Linux's order of checks
+    (a removed ``dvp`` is ENOENT before EEXIST, EXDEV, EPERM and EACCES)."""
+    if name in ("", ".", ".."):
+        raise_errno(errno.EEXIST)
+    if dvp.dead:
+        raise_errno(errno.ENOENT)
+    if lookup_last(dvp, name) is not None:
         raise_errno(errno.EEXIST)
     if trailing:
         raise_errno(errno.ENOENT)
@@ -339,12 +358,13 @@ def sys_readlink(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> str:
         raise with_filename(e, path) from None
 
 
-def _opendir_vnode(p: VProc, path: StrOrBytesPath | int) -> Vnode:
-    """The directory to list: a descriptor's or a path's; it must be readable."""
+def _opendir_vnode(p: VProc, path: StrOrBytesPath | int | None) -> Vnode:
+    """The directory to list: a descriptor's or a path's (None: ".", whose errors
+    carry no filename, as ``os.listdir()``'s); it must be readable."""
     if isinstance(path, int):
         vp = getvnode(p, path)
     else:
-        s = pathstr(path)
+        s = "." if path is None else pathstr(path)
         vp = namei(p, s, p.cwd, True)
     if vp.type is not VDIR:
         raise_errno(errno.ENOTDIR)
@@ -353,7 +373,7 @@ def _opendir_vnode(p: VProc, path: StrOrBytesPath | int) -> Vnode:
     return vp
 
 
-def sys_readdir(p: VProc, path: StrOrBytesPath | int) -> list[tuple[str, VType, int]]:
+def sys_readdir(p: VProc, path: StrOrBytesPath | int | None) -> list[tuple[str, VType, int]]:
     """(name, type, fileid) of every entry but . and .. (listdir and scandir)."""
     try:
         vp = _opendir_vnode(p, path)
@@ -362,7 +382,7 @@ def sys_readdir(p: VProc, path: StrOrBytesPath | int) -> list[tuple[str, VType, 
         raise with_filename(e, path) from None
 
 
-def sys_listdir(p: VProc, path: StrOrBytesPath | int) -> list[str]:
+def sys_listdir(p: VProc, path: StrOrBytesPath | int | None) -> list[str]:
     try:
         vp = _opendir_vnode(p, path)
         return vp.ops.vop_listnames(vp)

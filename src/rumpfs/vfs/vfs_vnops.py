@@ -175,7 +175,8 @@ def vn_open(p: VProc, vp: Vnode, flags: int, created: bool = False) -> int:
 
 def vn_setsize(p: VProc, vp: Vnode, length: int, stamp: bool = True) -> None:
     """Set the size; mtime and ctime change if ``stamp`` (ftruncate, O_TRUNC) or
-    the size does (truncate(2) to the same size touches nothing on Linux)."""
+    the size does. truncate(2) to the same size leaves the times to the file
+    system (tmpfs and rumpfs stamp a file that has pages; ext4 always does)."""
     if length > MAX_FILE:
         raise_errno(errno.EFBIG)
     kill_suid(p, vp)

@@ -292,3 +292,25 @@ def test_exit_process_releases_descriptors_and_cwd(k: Kernel) -> None:
     expect(errno.EBADF, p.write, fd, b"x")
     k.unmount("/d")
     assert p.getcwd() == "/"
+
+
+def test_mount_on_a_removed_directory_is_enoent(k: Kernel) -> None:
+    # Linux refuses to mount on an unlinked directory (do_lock_mount: ENOENT).
+    k.mkdir("/a")
+    k.chdir("/a")
+    k.rmdir("/a")
+    expect(errno.ENOENT, k.mount, "rumpfs", ".")
+    k.chdir("/")
+    assert k.listdir("/") == []
+
+
+def test_handles_rename_into_a_removed_directory_is_enoent(k: Kernel) -> None:
+    # The FUSE path (vnode handles) gets the same check as the os-like calls.
+    h = k.node_handles()
+    proc = h.process_for(0, 0)
+    d = h.mkdir(proc, h.ROOT, b"d", 0o755)
+    h.mkdir(proc, h.ROOT, b"c", 0o755)
+    h.rmdir(proc, h.ROOT, b"d")
+    expect(errno.ENOENT, h.rename, proc, h.ROOT, b"c", d.st_ino, b"x")
+    expect(errno.ENOENT, h.mkdir, proc, d.st_ino, b"x", 0o755)
+    assert sorted(k.listdir("/")) == ["c"]

@@ -190,12 +190,18 @@ class RumpfsOps(GenfsOps):
 
     def vop_setattr(self, vp: Vnode, va: Vattr) -> None:
         node: RumpNode = vp  # type: ignore[assignment]
+        touch = False
         if va.size is not None:
             if node.type is VDIR:
                 raise_errno(errno.EISDIR)
             if node.type is not VREG:
                 raise_errno(errno.EINVAL)
-            cast(RumpReg, node).data.truncate(va.size)
+            data = cast(RumpReg, node).data
+            # tmpfs (shmem_truncate_range) stamps mtime and ctime whenever the
+            # file has pages, even when the size stays: truncate(2) to the
+            # same size on a file with data changes its times.
+            touch = data.pages > 0 and va.mtime_ns is None
+            data.truncate(va.size)
         if va.mode is not None:
             node.mode = node.type.ifmt | (va.mode & 0o7777)
         if va.uid is not None:
@@ -208,6 +214,8 @@ class RumpfsOps(GenfsOps):
             node.mtime = va.mtime_ns
         if va.ctime_ns is not None:
             node.ctime = va.ctime_ns
+        if touch:
+            node.mtime = node.ctime = self.clock.now_ns()
 
     # -- data ----------------------------------------------------------------
 
