@@ -478,13 +478,22 @@ def _like(template: object, value: str) -> Any:
 class Kernel(Process):
     """A rump kernel: a rumpfs root, the mount table and processes. Acts as pid 1."""
 
-    def __init__(self, *, hypervisor: Hypervisor | None = None) -> None:
+    def __init__(self, *, hypervisor: Hypervisor | None = None,
+                 protected_hardlinks: bool = True) -> None:
+        """``protected_hardlinks``: Linux's ``fs.protected_hardlinks`` policy,
+        on by default as the distributions set it: an unprivileged process may
+        hard-link only files it owns, or regular non-set-id files it may read
+        and write (EPERM otherwise). False allows any link, as the sysctl's 0.
+        The kernel follows no host sysctl: its policies are its own."""
+        if not isinstance(protected_hardlinks, bool):
+            raise TypeError("protected_hardlinks must be a bool")
         self._lock: threading.Lock = KernelLock()
         self.hypervisor: Hypervisor = hypervisor if hypervisor is not None else PosixHost()
         self.clock = Clock(self.hypervisor)
         self.devsw = DevSwitch()
         self.devsw.register(CHAR, MEM_MAJOR, MemDriver())
         self.vfs: Vfs = Vfs(self.clock, self.devsw)
+        self.vfs.protected_hardlinks = protected_hardlinks
         self.vfs.register_fstype("rumpfs", rumpfs_mount)
         self.vfs.register_fstype("ext2", ext2fs_mount)
         self.vfs.register_fstype("msdos", msdosfs_mount)

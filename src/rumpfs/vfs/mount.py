@@ -106,6 +106,7 @@ class Vfs:
         self.rootvnode: Vnode | None = None
         self.watchers: list[Callable[[Vnode], None]] = []
         self.quiet = 0            # >0 while a frontend's own request runs (no notifications)
+        self.protected_hardlinks = True   # Linux's fs.protected_hardlinks (Kernel option)
         self.bufcache = BufCache()
         # Block devices in use, by rdev: mounted ones (their Mount), and the
         # count of descriptors open for writing on each. Each excludes the other.

@@ -265,7 +265,7 @@ def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str, trailing: bool = False) 
     if dvp.mount is not vp.mount:
         raise_errno(errno.EXDEV)
     cred = p.cred
-    if cred.uid != 0:
+    if cred.uid != 0 and p.ctx.protected_hardlinks:
         attr = vp.ops.vop_getattr(vp)
         # fs.protected_hardlinks: link only what you own or could read and write.
         if cred.uid != attr.st_uid and not (

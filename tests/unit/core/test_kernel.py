@@ -314,3 +314,21 @@ def test_handles_rename_into_a_removed_directory_is_enoent(k: Kernel) -> None:
     expect(errno.ENOENT, h.rename, proc, h.ROOT, b"c", d.st_ino, b"x")
     expect(errno.ENOENT, h.mkdir, proc, d.st_ino, b"x", 0o755)
     assert sorted(k.listdir("/")) == ["c"]
+
+
+@pytest.mark.parametrize("protected", [True, False])
+def test_protected_hardlinks_is_a_kernel_option(protected: bool) -> None:
+    with Kernel(protected_hardlinks=protected) as k:
+        k.mkdir("/w", 0o777)
+        k.chmod("/w", 0o777)
+        fd = k.open("/secret", os.O_CREAT | os.O_WRONLY, 0o600)
+        k.close(fd)
+        user = k.process(uid=1000, gid=1000)
+        if protected:
+            expect(errno.EPERM, user.link, "/secret", "/w/hl")
+        else:
+            user.link("/secret", "/w/hl")
+            assert k.stat("/secret").st_nlink == 2
+        k.link("/secret", "/w/root-may")            # root is never restricted
+    with pytest.raises(TypeError):
+        Kernel(protected_hardlinks="yes")  # type: ignore[arg-type]

@@ -91,11 +91,16 @@ class TestTable:
         k.etfs_register("/dat", f)
         assert {"data", "database", "dat"} <= set(k.listdir("/"))
 
-    def test_non_dir_key_under_non_dir_key(self, k: Kernel, f: Path) -> None:
-        k.etfs_register("/r", f)
-        with pytest.raises(OSError) as e:
-            k.etfs_register("/r/x", f)
-        assert _err(e) in (errno.EEXIST, errno.ENOTDIR)
+    @pytest.mark.parametrize("t", [EtfsType.REG, EtfsType.BLK, EtfsType.CHR])
+    @pytest.mark.parametrize("below", ["x", "with/slashes"])
+    def test_key_under_non_dir_key_is_enotdir(self, k: Kernel, f: Path, d: Path,
+                                              t: EtfsType, below: str) -> None:
+        # API.md: a parent that is not a directory gives ENOTDIR (issue 9, item 9)
+        k.etfs_register("/r", f, t)
+        for sub, st in [(f, EtfsType.REG), (d, EtfsType.DIR)]:
+            with pytest.raises(OSError) as e:
+                k.etfs_register("/r/" + below, sub, st)
+            assert _err(e) == errno.ENOTDIR and e.value.filename == "/r/" + below
 
     def test_hostpath_missing(self, k: Kernel, host: Path) -> None:
         with pytest.raises(OSError) as e:

@@ -123,10 +123,10 @@ class EtfsRegistry:
             if child is None:
                 return dvp, depth
             vp = namei(p, "/" + "/".join(comps[:i + 1]), root, True)
+            if vp.type is not VDIR:
+                raise_errno(errno.ENOTDIR)       # a REG/BLK/CHR key as a parent too
             if isinstance(vp.mount, EtfsMount):
                 raise_errno(errno.EEXIST)        # below another mapping
-            if vp.type is not VDIR:
-                raise_errno(errno.ENOTDIR)
             dvp = vp
             depth = i + 1
         if lookup_last(dvp, comps[-1]) is not None:
