@@ -59,6 +59,7 @@ __all__ = ["Ext2Ops"]
 
 _DAY_NS = 86_400 * 1_000_000_000
 LINK_MAX = 65000
+DIRECT_MIN = 32768          # runs this long bypass the buffer cache (see _read_blocks)
 _IFMT = {t: t.ifmt for t in VType}
 _XATTR_MAGIC = 0xEA020000
 
@@ -512,6 +513,12 @@ class Ext2Ops(GenfsOps):
                 parts.append(bytes(take))
                 pos += take
                 continue
+            if run * bs >= DIRECT_MIN:
+                raw = self._read_blocks(mp, pblk, run)
+                take = min(run * bs - boff, end - pos)
+                parts.append(memoryview(raw)[boff:boff + take])
+                pos += take
+                continue
             for k in range(run):
                 bp = bc.bread(bdev, (pblk + k) * spb, bs)
                 take = min(bs - boff, end - pos)
@@ -563,18 +570,27 @@ class Ext2Ops(GenfsOps):
                     fresh = True
                 else:
                     fresh = uninit
-                for k in range(run):
+                k = 0
+                while k < run:
                     take = min(bs - boff, end - pos)
+                    whole = min(run - k, (end - pos) // bs) if take == bs else 0
+                    if whole * bs >= DIRECT_MIN:
+                        self._write_blocks(mp, pblk + k, whole,
+                                           mv[pos - offset:pos - offset + whole * bs])
+                        pos += whole * bs
+                        k += whole
+                        continue
+                    k += 1
                     src = mv[pos - offset:pos - offset + take]
                     if take == bs:
-                        bp = mp.getblk(pblk + k)
+                        bp = mp.getblk(pblk + k - 1)
                         bp.data[:] = src
                     elif fresh:
-                        bp = mp.getblk(pblk + k)
+                        bp = mp.getblk(pblk + k - 1)
                         bp.data[:] = bytes(bs)
                         bp.data[boff:boff + take] = src
                     else:
-                        bp = mp.bread(pblk + k)
+                        bp = mp.bread(pblk + k - 1)
                         bp.data[boff:boff + take] = src
                     mp.bdwrite(bp)
                     pos += take
@@ -590,6 +606,48 @@ class Ext2Ops(GenfsOps):
                 n.mtime = n.ctime = self.clock.now_ns()
                 iupdate(n)
         return written, pos
+
+    @staticmethod
+    def _read_blocks(mp: Ext2Mount, pblk: int, n: int) -> bytes:
+        """Blocks ``[pblk, pblk+n)``: cached ones from the buffer cache (they may
+        be newer than the device), stretches of uncached ones in one device read
+        each, bypassing the cache (file data does not crowd out metadata)."""
+        bc, dev, spb, bs = mp.bc, mp.bdev, mp.spb, mp.bs
+        out: list[bytes] = []
+        i = 0
+        while i < n:
+            bp = bc.incore(dev, (pblk + i) * spb)
+            if bp is not None:
+                out.append(bytes(bp.data))
+                i += 1
+                continue
+            j = i + 1
+            while j < n and bc.incore(dev, (pblk + j) * spb) is None:
+                j += 1
+            out.append(dev.read((pblk + i) * bs, (j - i) * bs))
+            i = j
+        return b"".join(out)
+
+    @staticmethod
+    def _write_blocks(mp: Ext2Mount, pblk: int, n: int, src: memoryview) -> None:
+        """Whole blocks ``[pblk, pblk+n)`` from ``src``: into cached buffers where
+        there are some (a delayed write there must not overwrite ours later),
+        else straight to the device, one write per stretch. Data reaching the
+        device before the metadata that points at it is the safe order."""
+        bc, dev, spb, bs = mp.bc, mp.bdev, mp.spb, mp.bs
+        i = 0
+        while i < n:
+            if bc.incore(dev, (pblk + i) * spb) is not None:
+                bp = mp.getblk(pblk + i)
+                bp.data[:] = src[i * bs:(i + 1) * bs]
+                mp.bdwrite(bp)
+                i += 1
+                continue
+            j = i + 1
+            while j < n and bc.incore(dev, (pblk + j) * spb) is None:
+                j += 1
+            dev.write((pblk + i) * bs, src[i * bs:j * bs])
+            i = j
 
     def vop_seekhole(self, vp: Vnode, offset: int, data: bool) -> int:
         n = _node(vp)
