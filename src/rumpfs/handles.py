@@ -22,10 +22,11 @@ run under it and must not call back into the kernel.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import W_OK, X_OK, Cred
@@ -356,6 +357,33 @@ class NodeHandles:
                 return None
             return fp.vp.ops.vop_backing_fd(fp.vp, fp.readable, fp.writable)
 
+    # -- extended attributes (when the kernel has them: vfs/sys_xattr) -------
+
+    def has_xattrs(self) -> bool:
+        return _xattr() is not None
+
+    def getxattr(self, p: Caller, handle: int, name: bytes) -> bytes:
+        x = _xattr_or_enotsup()
+        with self._lock:
+            vp = self._vp(handle)
+            return bytes(x.vn_getxattr(p.vproc, vp, x.check_args(name)))
+
+    def listxattr(self, p: Caller, handle: int) -> list[str]:
+        x = _xattr_or_enotsup()
+        with self._lock:
+            return list(x.vn_listxattr(p.vproc, self._vp(handle)))
+
+    def setxattr(self, p: Caller, handle: int, name: bytes, value: bytes, flags: int) -> None:
+        x = _xattr_or_enotsup()
+        with self._lock, self._quiet():
+            vp = self._vp(handle)
+            x.vn_setxattr(p.vproc, vp, x.check_args(name, value, flags), value, flags)
+
+    def removexattr(self, p: Caller, handle: int, name: bytes) -> None:
+        x = _xattr_or_enotsup()
+        with self._lock, self._quiet():
+            x.vn_removexattr(p.vproc, self._vp(handle), x.check_args(name))
+
     def lseek(self, fh: int, offset: int, whence: int) -> int:
         """SEEK_DATA/SEEK_HOLE (and the others) on an open file, as lseek(2)."""
         with self._lock:
@@ -481,6 +509,21 @@ class NodeHandles:
 
     def _quiet(self) -> _Quiet:
         return _Quiet(self._vfs)
+
+
+def _xattr() -> Any:
+    """The kernel's xattr calls (``rumpfs.vfs.sys_xattr``), or None before they exist."""
+    try:
+        return importlib.import_module("rumpfs.vfs.sys_xattr")
+    except ImportError:
+        return None
+
+
+def _xattr_or_enotsup() -> Any:
+    x = _xattr()
+    if x is None:
+        raise_errno(errno.EOPNOTSUPP)
+    return x
 
 
 class _Quiet:

@@ -223,6 +223,9 @@ class RumpOperations:
             fp.BATCH_FORGET: self.batch_forget, fp.LSEEK: self.lseek,
             fp.FALLOCATE: self.fallocate, fp.COPY_FILE_RANGE: self.copy_file_range,
         }
+        if handles.has_xattrs():
+            self.ops.update({fp.GETXATTR: self.getxattr, fp.LISTXATTR: self.listxattr,
+                             fp.SETXATTR: self.setxattr, fp.REMOVEXATTR: self.removexattr})
 
     # -- mapping ----------------------------------------------------------------------------
 
@@ -557,9 +560,48 @@ class RumpOperations:
         return [fp.STATFS_OUT.pack(v.f_blocks, v.f_bfree, v.f_bavail, v.f_files, v.f_ffree,
                                    v.f_bsize, v.f_namemax, v.f_frsize, 0)]
 
-    # Extended attributes, locks, ioctl, bmap, poll, tmpfile: no handler, so
-    # ENOSYS. For xattrs that makes the host answer EOPNOTSUPP itself from then
-    # on (and stop asking for security.capability before every write).
+    # -- extended attributes ----------------------------------------------------------
+    # Routed to the kernel's xattr calls when it has them; before that the
+    # table has no entry, so ENOSYS makes the host answer EOPNOTSUPP itself
+    # from then on (and stop asking for security.capability before writes).
+
+    @staticmethod
+    def _sized(data: bytes, size: int) -> list[bytes]:
+        """getxattr/listxattr's reply: the length when asked with size 0."""
+        if size == 0:
+            return [fp.GETXATTR_OUT.pack(len(data), 0)]
+        if len(data) > size:
+            raise OSError(errno.ERANGE, "xattr buffer too small")
+        return [data]
+
+    def getxattr(self, nodeid: int, uid: int, gid: int, pid: int,
+                 body: memoryview) -> list[bytes]:
+        size = fp.GETXATTR_IN.unpack_from(body)[0]
+        name = _name(body[fp.GETXATTR_IN.size:])
+        value = self.h.getxattr(self._proc(uid, gid, pid), self._handle(nodeid), name)
+        return self._sized(value, size)
+
+    def listxattr(self, nodeid: int, uid: int, gid: int, pid: int,
+                  body: memoryview) -> list[bytes]:
+        size = fp.GETXATTR_IN.unpack_from(body)[0]
+        names = self.h.listxattr(self._proc(uid, gid, pid), self._handle(nodeid))
+        return self._sized(b"".join(os.fsencode(n) + b"\0" for n in names), size)
+
+    def setxattr(self, nodeid: int, uid: int, gid: int, pid: int,
+                 body: memoryview) -> list[bytes]:
+        size, flags = fp.SETXATTR_IN.unpack_from(body)
+        rest = bytes(body[fp.SETXATTR_IN.size:])
+        end = rest.index(b"\0")
+        self.h.setxattr(self._proc(uid, gid, pid), self._handle(nodeid), rest[:end],
+                        rest[end + 1:end + 1 + size], flags)
+        return []
+
+    def removexattr(self, nodeid: int, uid: int, gid: int, pid: int,
+                    body: memoryview) -> list[bytes]:
+        self.h.removexattr(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
+        return []
+
+    # Locks, ioctl, bmap, poll, tmpfile, statx: no handler, so ENOSYS.
 
     # -- serving ----------------------------------------------------------------------------
 
