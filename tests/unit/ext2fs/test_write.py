@@ -233,3 +233,24 @@ def test_other_geometries(tmp_path: Path, size_mib: int, args: list[str], linux:
     if linux:
         with E.loop_mount(img) as mnt:
             E.assert_same_tree(ours, E.walk_host(mnt))
+
+
+def test_times_clamp_as_linux(tmp_path: Path) -> None:
+    """Times past what an inode holds are clamped (2446 with extra fields, 2038
+    without), as Linux's s_time_max; ns precision only in 256-byte inodes."""
+    for opt, top, ns_kept in (("ext4-4k-256", (1 << 34) - (1 << 31) - 1, True),
+                              ("ext2-1k-128", (1 << 31) - 1, False)):
+        img = make_image(tmp_path, opt, tree=False)
+        with mounted(img) as k:
+            with k.open_file("/mnt/f", "wb"):
+                pass
+            k.utime("/mnt/f", ns=(2**40 * 10**9, -(2**40) * 10**9))
+            st = k.stat("/mnt/f")
+            assert (st.st_atime_ns, st.st_mtime_ns) == (top * 10**9, -(2**31) * 10**9)
+            k.utime("/mnt/f", ns=(1_500_000_000_123_456_789, 5))
+            assert k.stat("/mnt/f").st_atime_ns == (
+                1_500_000_000_123_456_789 if ns_kept else 1_500_000_000 * 10**9)
+        E.e2fsck(img)
+        with E.loop_mount(img) as mnt:
+            assert os.stat(mnt / "f").st_atime_ns == (
+                1_500_000_000_123_456_789 if ns_kept else 1_500_000_000 * 10**9)

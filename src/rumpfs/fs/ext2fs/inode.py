@@ -104,6 +104,13 @@ def _put_time(raw: bytearray, name: str, extra: int, t: int) -> None:
     if name == "crtime" and extra < 0x94 - 0x80:
         return
     sec, ns = divmod(t, _NS)
+    # clamp to what the inode holds, as Linux does (s_time_min/s_time_max)
+    extended = extra >= xoff + 4 - 0x80
+    top = (1 << 34) - (1 << 31) - 1 if extended else (1 << 31) - 1
+    if sec < -(1 << 31):
+        sec, ns = -(1 << 31), 0
+    elif sec > top:
+        sec, ns = top, 0
     lo = ((sec + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)       # the low 32 bits, signed
     _S32.pack_into(raw, off, lo)
     if extra >= xoff + 4 - 0x80:
