@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import rumpfs
 from rumpfs.sbin.newfs_msdos import newfs_msdos
-from tests.conformance.fuse.test_cli import finish, mountpoint, start_mount
+from tests.conformance.fuse.test_cli import finish, mountpoint, run_cli, start_mount
 from tests.unit.frontends.test_image import tmp
 from tests.unit.msdosfs.support import fsck, mtools
 
@@ -86,3 +88,33 @@ def test_type_found_from_the_boot_sector(mountpoint: str, tmp: Path) -> None:
         subprocess.run(["fusermount3", "-u", mountpoint], check=True, timeout=60)
     code, err = finish(proc)
     assert code == 0, err
+
+
+def test_background_server_writes_the_image(mountpoint: str, tmp: Path) -> None:
+    """Without -f the server runs in a forked child: what the host wrote must
+    reach the image when it stops, and the parent must not write it."""
+    img = _esp_image(tmp)
+    r = run_cli("mount", mountpoint, "--image", str(img), "--partition", "1")
+    assert r.returncode == 0, r.stderr
+    pid = int(re.search(r"pid (\d+)", r.stderr).group(1))   # type: ignore[union-attr]
+    try:
+        Path(mountpoint, "config.txt").write_text("enable_uart=1\n")
+        Path(mountpoint, "EFI").mkdir()
+    finally:
+        subprocess.run(["fusermount3", "-u", mountpoint], check=True, timeout=60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:          # bounded wait for the server to exit
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the server did not exit")
+    listing = mtools(img, "mdir", "-i", f"{img}@@1M", "::/").stdout.decode()
+    assert "config.txt" in listing and "EFI" in listing
+    part = tmp / "esp.img"
+    with open(img, "rb") as f:
+        f.seek(MIB)
+        part.write_bytes(f.read(64 * MIB))
+    fsck(part)

@@ -637,9 +637,15 @@ def _daemonize(served: _Served, args: argparse.Namespace) -> int:
                 os.dup2(null, 2)
             os.close(null)
             code = _serve(served, args, wfd)
+            # The server owns the kernel: a disk image's dirty buffers and its
+            # clean state reach the image only through this shutdown.
+            served.k.shutdown()
         finally:
             os._exit(code)
     os.close(wfd)
+    # The parent's copy of the kernel must not write the image behind the
+    # server's back (a stale unmount): it exits without a shutdown.
+    served.k.running = False
     report = b""
     with os.fdopen(rfd, "rb") as r:
         report = r.readline()
