@@ -16,8 +16,11 @@ number). Device I/O goes device switch -> driver (rumpblk) -> rumpuser::
   :data:`MAXBSIZE`. A request that does not lie inside the device is EIO
   (Linux's "attempt to access beyond end of device"), so a corrupt block
   number cannot reach another partition.
-- Buffers of one device must not overlap with different sizes: a file system
-  reads each region with one block size (the caller's rule; asserted).
+- Buffers of one device never overlap. A new buffer that would overlap
+  cached ones of another size (read-ahead across into a region the file
+  system reads with another block size, say) replaces them, written first if
+  dirty; overlapping a *held* buffer is the caller's error (asserted).
+  Read-ahead stops at the first block already cached.
 - Memory: the data of all buffers together stays within ``budget`` bytes
   (default 64 MiB; :meth:`BufCache.set_budget`, or the mount option
   ``bufcache=BYTES``). Unheld buffers form one LRU list; making room evicts
@@ -186,8 +189,7 @@ class BufCache:
         seq = blkno == dev.seq_next
         dev.seq_next = blkno + nsec
         bp = dev.bufs.get(blkno)
-        if bp is not None:
-            assert bp.size == size, f"buffer size mismatch at {blkno}: {bp.size} != {size}"
+        if bp is not None and bp.size == size:
             self.hits += 1
             self._hold(bp)
             return bp
@@ -218,8 +220,7 @@ class BufCache:
         """Block ``blkno`` held without reading it, for a caller about to
         overwrite all of it: a cached buffer as it is, else zero-filled."""
         bp = dev.bufs.get(blkno)
-        if bp is not None:
-            assert bp.size == size, f"buffer size mismatch at {blkno}: {bp.size} != {size}"
+        if bp is not None and bp.size == size:
             self._hold(bp)
             return bp
         self._check(dev, blkno, size)
@@ -307,19 +308,34 @@ class BufCache:
     # -- internals ----------------------------------------------------------------
 
     def _check(self, dev: BlockDev, blkno: int, size: int) -> None:
-        """EINVAL for a size the cache cannot hold, EIO outside the device;
-        asserts that a new buffer overlaps no cached one (caller's rule)."""
+        """EINVAL for a size the cache cannot hold, EIO outside the device; then
+        clear the way for a new buffer: a cached buffer it would overlap (one
+        of another size, or read ahead across a region the file system reads
+        with another size) is written if dirty and dropped. One that is held
+        is the caller breaking the rule: asserted."""
         if size <= 0 or size % DEV_BSIZE or size > MAXBSIZE:
             raise_errno(errno.EINVAL)
         if blkno < 0 or (blkno * DEV_BSIZE) + size > dev.size:
             raise_errno(errno.EIO)
-        if __debug__:
-            nsec = size // DEV_BSIZE
-            bufs = dev.bufs
-            for b in range(max(0, blkno - dev.maxsec + 1), blkno + nsec):
-                o = bufs.get(b)
-                assert o is None or b + o.size // DEV_BSIZE <= blkno, (
-                    f"{dev!r}: buffer {blkno}+{nsec} overlaps {o!r}")
+        for o in self._overlaps(dev, blkno, size // DEV_BSIZE):
+            assert not o.holds, f"{dev!r}: buffer {blkno}+{size} overlaps held {o!r}"
+            if o.dirty:
+                self._write_bufs(dev, [o])
+            del self._lru[o]
+            self._drop(o)
+
+    @staticmethod
+    def _overlaps(dev: BlockDev, blkno: int, nsec: int) -> list[Buf]:
+        """Cached buffers of ``dev`` that share a sector with [blkno, blkno+nsec)."""
+        bufs = dev.bufs
+        if not bufs:
+            return []
+        found = []
+        for b in range(max(0, blkno - dev.maxsec + 1), blkno + nsec):
+            o = bufs.get(b)
+            if o is not None and b + o.size // DEV_BSIZE > blkno:
+                found.append(o)
+        return found
 
     def _hold(self, bp: Buf) -> None:
         if not bp.holds:
@@ -363,14 +379,11 @@ class BufCache:
         bufs = dev.bufs
         while n <= nra:
             b = blkno + n * nsec
-            if b + nsec > limit or b in bufs:
-                break
+            if b + nsec > limit or b in bufs or self._overlaps(dev, b, nsec):
+                break                   # read-ahead never replaces what is cached
             n += 1
         if n > 1 and not self._make_room(n * size, must=False):
             n = 1
-        if __debug__ and n > 1:
-            for i in range(1, n):
-                self._check(dev, blkno + i * nsec, size)
         self.dev_reads += 1
         raw = memoryview(dev.read(blkno * DEV_BSIZE, n * size))
         bp = self._enter(dev, blkno, bytearray(raw[:size]))

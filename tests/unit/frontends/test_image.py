@@ -187,3 +187,35 @@ def test_shutdown_leaves_a_clean_image(tmp: Path) -> None:
     out = subprocess.run(["debugfs", "-R", "cat /new/file", str(img)], capture_output=True,
                          check=True).stdout
     assert out == b"x" * 100_000
+
+
+def test_bare_fat_image(tmp: Path) -> None:
+    img = mkfs(tmp / "f.img", "fat16", 32 * MiB)
+    subprocess.run(["mcopy", "-i", str(img), str(tree(tmp / "src") / "hello.txt"), "::HELLO.TXT"],
+                   check=True)
+    with Kernel() as k:
+        im = mount_image(k, img)
+        assert (im.fstype, im.kind, im.device) == ("msdos", "fat16", "/dev/rumpdisk0")
+        assert k.open_file("/image/hello.txt").read() == "hello\n"
+
+
+def test_first_partition_wins_whatever_its_type(tmp: Path) -> None:
+    """MBR: p1 FAT16, p2 ext2: p1 is chosen; --fs ext2 picks p2."""
+    img = tmp / "disk.img"
+    with open(img, "wb") as f:
+        f.truncate(48 * MiB)
+    subprocess.run([tool("sfdisk"), "-q", str(img)], check=True,
+                   input=b"label: dos\nstart=2048, size=32M, type=6\nsize=8M, type=83\n")
+    fat = mkfs(tmp / "p1.img", "fat16", 32 * MiB)
+    ext = mkfs(tmp / "p2.img", "ext2", 8 * MiB, tree(tmp / "src"))
+    with open(img, "r+b") as f:
+        f.seek(MiB)
+        f.write(fat.read_bytes())
+        f.write(ext.read_bytes())
+    with Kernel() as k:
+        im = mount_image(k, img)
+        assert (im.device, im.fstype) == ("/dev/rumpdisk0p1", "msdos")
+    with Kernel() as k:
+        im = mount_image(k, img, fstype="ext2")
+        assert (im.device, im.kind) == ("/dev/rumpdisk0p2", "ext2")
+        assert k.listdir("/image/sub") == ["deep"]

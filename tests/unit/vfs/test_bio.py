@@ -241,17 +241,33 @@ def test_bad_sizes_are_einval(bc: BufCache, dev: BlockDev, size: int) -> None:
     assert ei.value.errno == errno.EINVAL
 
 
-def test_overlap_with_another_size_is_asserted(bc: BufCache, dev: BlockDev) -> None:
-    bc.brelse(bc.bread(dev, 0, BS))
+def test_overlapping_buffers_are_replaced(bc: BufCache, dev: BlockDev, host: RecHost) -> None:
+    bp = bc.bread(dev, 0, BS)
+    bp.data[:] = pattern(90)
+    bc.bdwrite(bp)
+    small = bc.bread(dev, 4, 1024)                  # inside the dirty 4 KiB buffer
+    assert bytes(small.data) == pattern(90, 1024)   # written first, then read
+    assert host.log == [("w", 0, BS)] and bc.incore(dev, 0) is None
+    bc.brelse(small)
+    bp = bc.bread(dev, 0, BS)                       # and back: the small one goes
+    assert bc.incore(dev, 4) is None and bytes(bp.data) == pattern(90)
     with pytest.raises(AssertionError):
-        bc.bread(dev, 0, 1024)
-    with pytest.raises(AssertionError):
-        bc.bread(dev, 4, 1024)                      # inside the 4 KiB buffer
-    bc.brelse(bc.bread(dev, 16, 1024))              # sectors 16..17
-    with pytest.raises(AssertionError):
-        bc.bread(dev, 12, BS)                       # 12..19 covers it
-    bc.brelse(bc.bread(dev, SPB, 1024))             # just after the first: fine
+        bc.getblk(dev, 4, 1024)                     # overlaps a held buffer
+    bc.brelse(bp)
+    big = bc.bread(dev, 16, 2 * BS)                 # covers blocks 2 and 3
+    bc.brelse(big)
+    bc.brelse(bc.bread(dev, 3 * SPB, BS))           # same start as nothing; overlaps big
+    assert bc.incore(dev, 16) is None
     assert bc.held() == 0
+
+
+def test_read_ahead_stops_before_a_buffer_of_another_size(bc: BufCache, dev: BlockDev) -> None:
+    bc.brelse(bc.bread(dev, 20 * SPB + 2, 1024))    # inside block 20
+    for i in range(16):
+        bc.brelse(bc.bread(dev, i * SPB, BS))
+    small = bc.incore(dev, 20 * SPB + 2)
+    assert small is not None and small.size == 1024
+    assert bc.incore(dev, 20 * SPB) is None
 
 
 def test_bwrite_writes_now(bc: BufCache, dev: BlockDev, host: RecHost) -> None:
