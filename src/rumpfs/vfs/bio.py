@@ -39,6 +39,9 @@ number). Device I/O goes device switch -> driver (rumpblk) -> rumpuser::
   that says "clean" goes to disk only after everything it describes is on
   stable storage), then fsync again. Eviction never writes a ``late``
   buffer: keep them few.
+- Streaming: :meth:`BufCache.read_run` / :meth:`BufCache.write_run` move
+  runs of file data in one device request past the cache, coherent with
+  the buffers they overlap.
 - Errors: a failed device write raises its errno (a host error arrives
   through rumpuser as the host's errno) and leaves the buffer dirty and
   cached: a later flush retries it, nothing is dropped silently.
@@ -234,6 +237,52 @@ class BufCache:
         """The cached buffer at ``blkno`` (not held), or None."""
         return dev.bufs.get(blkno)
 
+    # -- streaming file data past the cache ------------------------------------
+
+    def read_run(self, dev: BlockDev, blkno: int, nbytes: int) -> bytes | bytearray:
+        """``nbytes`` (a multiple of 512) at ``blkno`` in one device request,
+        without caching them: for large sequential file data, which would only
+        push metadata out of the cache. Cached buffers in the range (dirty
+        ones included) are laid over what the device returned, so the result
+        is what ``bread`` would show. EINVAL/EIO as :meth:`bread`."""
+        self._range(dev, blkno, nbytes)
+        self.dev_reads += 1
+        data = dev.read(blkno * DEV_BSIZE, nbytes)
+        cached = self._overlaps(dev, blkno, nbytes // DEV_BSIZE)
+        if not cached:
+            return data
+        out = bytearray(data)
+        for o in cached:
+            _copy_overlap(o.blkno, o.data, blkno, out)
+        return out
+
+    def write_run(self, dev: BlockDev, blkno: int, data: bytes | memoryview) -> None:
+        """Write ``data`` (a multiple of 512 bytes) at ``blkno`` now, past the
+        cache (file data written whole: no read, no delayed write). Cached
+        buffers in the range get the new bytes; those it covers whole are
+        clean afterwards. On a write error the errno is raised and the clean
+        buffers of the range are dropped (the device holds unknown data)."""
+        if dev.read_only:
+            raise_errno(errno.EROFS)
+        nbytes = len(data)
+        self._range(dev, blkno, nbytes)
+        self.dev_writes += 1
+        cached = self._overlaps(dev, blkno, nbytes // DEV_BSIZE)
+        try:
+            dev.write(blkno * DEV_BSIZE, data)
+        except OSError:
+            for o in cached:
+                if not o.dirty and not o.holds:
+                    del self._lru[o]
+                    self._drop(o)
+            raise
+        end = blkno + nbytes // DEV_BSIZE
+        for o in cached:
+            _copy_overlap(blkno, data, o.blkno, o.data)
+            if o.dirty and o.blkno >= blkno and o.blkno + o.size // DEV_BSIZE <= end:
+                o.dirty = False
+                dev.dirty.discard(o)
+
     # -- giving them back -------------------------------------------------------
 
     def brelse(self, bp: Buf) -> None:
@@ -323,6 +372,13 @@ class BufCache:
                 self._write_bufs(dev, [o])
             del self._lru[o]
             self._drop(o)
+
+    @staticmethod
+    def _range(dev: BlockDev, blkno: int, nbytes: int) -> None:
+        if nbytes <= 0 or nbytes % DEV_BSIZE:
+            raise_errno(errno.EINVAL)
+        if blkno < 0 or blkno * DEV_BSIZE + nbytes > dev.size:
+            raise_errno(errno.EIO)
 
     @staticmethod
     def _overlaps(dev: BlockDev, blkno: int, nsec: int) -> list[Buf]:
@@ -479,3 +535,14 @@ class BufCache:
 
 def _blkno(bp: Buf) -> int:
     return bp.blkno
+
+
+def _copy_overlap(src_blkno: int, src: bytes | bytearray | memoryview, dst_blkno: int,
+                  dst: bytearray) -> None:
+    """Copy the sectors that ``src`` (at ``src_blkno``) and ``dst`` share into ``dst``."""
+    lo = max(src_blkno, dst_blkno) * DEV_BSIZE
+    hi = min(src_blkno * DEV_BSIZE + len(src), dst_blkno * DEV_BSIZE + len(dst))
+    if lo < hi:
+        s0 = lo - src_blkno * DEV_BSIZE
+        d0 = lo - dst_blkno * DEV_BSIZE
+        dst[d0:d0 + hi - lo] = src[s0:s0 + hi - lo]

@@ -383,3 +383,61 @@ def test_held_counts(bc: BufCache, dev: BlockDev) -> None:
     assert bc.held() == 0
     with pytest.raises(AssertionError):
         bc.brelse(a)
+
+
+def test_read_run_streams_past_the_cache(bc: BufCache, dev: BlockDev) -> None:
+    data = bc.read_run(dev, 4 * SPB, 8 * BS)
+    assert data == b"".join(pattern(i) for i in range(4, 12))
+    assert bc.bytes == 0 and bc.dev_reads == 1              # nothing cached
+
+
+def test_read_run_sees_dirty_buffers(bc: BufCache, dev: BlockDev) -> None:
+    bp = bc.getblk(dev, 6 * SPB, BS)
+    bp.data[:] = pattern(200)
+    bc.bdwrite(bp)
+    small = bc.bread(dev, 3 * SPB + 7, 1024)                # straddles the run's start
+    small.data[:] = b"s" * 1024
+    bc.bdwrite(small)
+    data = bc.read_run(dev, 4 * SPB, 4 * BS)
+    want = bytearray(b"".join(pattern(i) for i in range(4, 8)))
+    want[2 * BS:3 * BS] = pattern(200)
+    want[:512] = b"s" * 512
+    assert data == want
+
+
+def test_write_run_writes_now_and_keeps_the_cache_coherent(
+        bc: BufCache, dev: BlockDev, host: RecHost) -> None:
+    bp = bc.bread(dev, 5 * SPB, BS)
+    bp.data[:] = pattern(150)
+    bc.bdwrite(bp)                                          # dirty, covered whole below
+    edge = bc.bread(dev, 8 * SPB, 2 * BS)                   # clean, covered half
+    bc.brelse(edge)
+    new = b"".join(pattern(100 + i) for i in range(4, 9))   # blocks 4..8
+    bc.write_run(dev, 4 * SPB, new)
+    assert host.log == [("w", 4 * BS, 5 * BS)]
+    assert bytes(bp.data) == pattern(105) and not bp.dirty and not dev.dirty
+    assert bytes(edge.data) == pattern(108) + pattern(9)
+    img = host.read_file("/disk.img")
+    assert img[4 * BS:9 * BS] == new and img[9 * BS:10 * BS] == pattern(9)
+
+
+def test_write_run_errors(bc: BufCache, k: Kernel, dev: BlockDev, host: RecHost) -> None:
+    clean = bc.bread(dev, 2 * SPB, BS)
+    bc.brelse(clean)
+    host.inject("pwrite", errno.EIO)
+    with pytest.raises(OSError) as ei:
+        bc.write_run(dev, 0, bytes(4 * BS))
+    assert ei.value.errno == errno.EIO
+    assert bc.incore(dev, 2 * SPB) is None                  # unknown on disk: dropped
+    for args in ((0, bytes(100)), (255 * SPB, bytes(2 * BS))):
+        with pytest.raises(OSError) as ei:
+            bc.write_run(dev, *args)
+        assert ei.value.errno in (errno.EINVAL, errno.EIO)
+    with pytest.raises(OSError) as ei:
+        bc.read_run(dev, 250 * SPB, 8 * BS)
+    assert ei.value.errno == errno.EIO
+    ro = BlockDev.open_rdev(k.devsw, k.stat("/dev/d").st_rdev, True)
+    with pytest.raises(OSError) as ei:
+        bc.write_run(ro, 0, bytes(BS))
+    assert ei.value.errno == errno.EROFS
+    ro.close()
