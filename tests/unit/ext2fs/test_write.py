@@ -254,3 +254,32 @@ def test_times_clamp_as_linux(tmp_path: Path) -> None:
         with E.loop_mount(img) as mnt:
             assert os.stat(mnt / "f").st_atime_ns == (
                 1_500_000_000_123_456_789 if ns_kept else 1_500_000_000 * 10**9)
+
+
+def test_superblock_state_across_remounts(tmp_path: Path) -> None:
+    """Not clean while changes may be pending, clean after unmount or a remount
+    to read-only; an image that was not clean stays so."""
+    img = make_image(tmp_path, "ext4-4k-256", tree=False)
+
+    def state() -> str:
+        out = E.run(["dumpe2fs", "-h", str(img)]).stdout
+        return out.split("Filesystem state:")[1].split("\n")[0].strip()
+
+    with mounted(img) as k:
+        k.mkdir("/mnt/a")
+        k.sync()
+        assert state() == "not clean"
+        k.remount("/mnt", read_only=True)
+        k.sync()            # the VFS syncs before it flips read_only: settle on the next one
+        assert state() == "clean"
+        E.e2fsck(img)
+        k.remount("/mnt", read_only=False)
+        k.mkdir("/mnt/b")
+        k.sync()
+        assert state() == "not clean"
+    assert state() == "clean"
+    E.e2fsck(img)
+    E.run(["debugfs", "-w", "-R", "ssv state 0", str(img)])
+    with mounted(img) as k:
+        k.mkdir("/mnt/c")
+    assert state() == "not clean"

@@ -85,11 +85,13 @@ class Ext2Mount(Mount):
         "bs",
         "forced_ro",
         "gds",
+        "marked",
         "recent",
         "sb",
         "spb",
         "vcache",
         "vnops",
+        "was_clean",
     )
 
     def __init__(self, vfs: Vfs, dev: int, args: MountArgs, bdev: BlockDev,
@@ -101,6 +103,8 @@ class Ext2Mount(Mount):
         self.bs = sb.block_size
         self.spb = sb.block_size // 512
         self.forced_ro = forced_ro
+        self.was_clean = bool(sb.state & STATE_VALID)
+        self.marked = False             # the superblock on disk says "not clean"
         self.vnops = Ext2Ops(vfs.clock)
         self.vcache: weakref.WeakValueDictionary[int, Ext2Node] = weakref.WeakValueDictionary()
         self.recent: OrderedDict[int, Ext2Node] = OrderedDict()
@@ -179,9 +183,20 @@ class Ext2Mount(Mount):
 
     def writable(self) -> None:
         """EROFS unless this mount may write (a forced read-only mount stays so
-        even after a remount asked for read-write)."""
+        even after a remount asked for read-write). The first change after a
+        mount or remount marks the superblock "not clean"."""
         if self.forced_ro is not None or self.read_only:
             raise_errno(errno.EROFS)
+        if not self.marked:
+            self.write_super(clean=False)
+            self.marked = True
+
+    def settle(self) -> None:
+        """Write the final state: descriptors, counts, and "clean" again (if it
+        was clean when mounted, as Linux restores s_state)."""
+        self.alloc.sync()
+        self.write_super(clean=self.was_clean)
+        self.marked = False
 
 
 class Ext2VfsOps:
@@ -204,7 +219,10 @@ class Ext2VfsOps:
 
     def vfs_sync(self, mp: Mount) -> None:
         assert isinstance(mp, Ext2Mount)
-        if mp.read_only or mp.forced_ro is not None:
+        if not mp.marked:
+            return                      # nothing changed since the last settle
+        if mp.read_only:
+            mp.settle()                 # a remount to read-only: clean again now
             return
         mp.alloc.sync()
         mp.write_super(clean=False)
@@ -214,9 +232,8 @@ class Ext2VfsOps:
         for vp in list(mp.vcache.values()):
             if vp.nlink == 0 and not mp.read_only and mp.forced_ro is None:
                 mp.vnops.vop_inactive(vp)
-        if not mp.read_only and mp.forced_ro is None:
-            mp.alloc.sync()
-            mp.write_super(clean=True)
+        if mp.marked:
+            mp.settle()
         mp.vcache.clear()
         mp.recent.clear()
 
@@ -276,7 +293,7 @@ def ext2fs_mount(vfs: Vfs, dev: int, args: MountArgs) -> Mount:
         if not mp.read_only:
             put16(sb.raw, 52, u16(sb.raw, 52) + 1)                 # s_mnt_count
             put32(sb.raw, 44, vfs.clock.now_ns() // 1_000_000_000)  # s_mtime
-            mp.write_super(clean=False)
+            mp.writable()                                          # "not clean" on disk
             vfs.bufcache.flush(bdev)
     except BaseException:
         vfs.bufcache.invalidate(bdev)
