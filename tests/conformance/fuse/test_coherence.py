@@ -1,0 +1,146 @@
+"""Coherence under fire: host processes read, list and stat a served kernel while
+in-process threads write, truncate, rename and unlink, for a fixed number of
+rounds. Every host observation must be one that some order of the in-process
+calls allows: nothing older than what had been returned before the
+observation began (no stale bytes, no stale size, no ghost entries).
+
+Ordering across processes uses CLOCK_MONOTONIC (one clock for the machine):
+an in-process call's return time is taken after it returned, a host
+observation's start time before its system call, so "returned before the
+observation began" is never claimed wrongly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROUNDS = 1500
+
+READER = textwrap.dedent("""
+    import json, os, select, sys, time
+    d = sys.argv[1]
+    clock = time.monotonic_ns
+    out = []
+    print("ready", flush=True)
+    while not select.select([sys.stdin], [], [], 0)[0]:   # until the parent closes stdin
+        t = clock()
+        try:
+            with open(os.path.join(d, "f"), "rb") as fh:
+                out.append(("f", t, int(fh.read(12)[1:])))
+        except (OSError, ValueError):
+            pass
+        t = clock()
+        try:
+            out.append(("s", t, os.stat(os.path.join(d, "s")).st_size))
+        except OSError:
+            pass
+    print(json.dumps(out))
+""")
+
+LISTER = textwrap.dedent("""
+    import json, os, select, sys, time
+    d = sys.argv[1]
+    clock = time.monotonic_ns
+    out = []
+    print("ready", flush=True)
+    while not select.select([sys.stdin], [], [], 0)[0]:   # until the parent closes stdin
+        t = clock()
+        names = os.listdir(d)
+        out.append(("ls", t, [n for n in names if n[0] in "gr"]))
+        # a name the listing showed must still answer stat unless removed since
+        for n in names:
+            if n[0] == "r":
+                t = clock()
+                try:
+                    os.stat(os.path.join(d, n))
+                    out.append(("stat", t, n))
+                except FileNotFoundError:
+                    pass
+    print(json.dumps(out))
+""")
+
+
+def fmt_version(v: int) -> bytes:
+    return b"v%011d" % v
+
+
+def test_host_never_sees_stale_state(fuse_kernel: Any, fuse_server: Any) -> None:
+    k = fuse_kernel
+    mp = Path(fuse_server.mountpoint)
+    clock = time.monotonic_ns
+    log: list[tuple[str, int, int]] = []     # (kind, version, returned at)
+    log_mu = threading.Lock()
+
+    def done(kind: str, v: int) -> None:
+        t = clock()
+        with log_mu:
+            log.append((kind, v, t))
+
+    fd = k.open("/f", os.O_CREAT | os.O_RDWR, 0o644)
+    k.pwrite(fd, fmt_version(0) * 100, 0)
+    k.path("/s").write_bytes(b"")
+    k.path("/r0").write_bytes(b"r")
+    readers = [subprocess.Popen([sys.executable, "-c", src, str(mp)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+               for src in (READER, LISTER)]
+    for p in readers:   # both sides run at once: the host side is up first
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+
+    def data_thread() -> None:
+        for v in range(1, ROUNDS + 1):
+            k.pwrite(fd, fmt_version(v) * 100, 0)
+            done("f", v)
+            k.truncate("/s", 100 + v)
+            done("s", 100 + v)
+
+    def names_thread() -> None:
+        for v in range(1, ROUNDS + 1):
+            k.path(f"/g{v}").write_bytes(b"g")
+            k.unlink(f"/g{v}")
+            done("g", v)                 # g{v} is gone from here on
+            k.rename(f"/r{v - 1}", f"/r{v}")
+            done("r", v)                 # r{v-1} is gone from here on
+
+    threads = [threading.Thread(target=data_thread), threading.Thread(target=names_thread)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        k.close(fd)
+        outs = [json.loads(p.communicate("", timeout=300)[0]) for p in readers]
+
+    def committed(kind: str, before: int) -> int:
+        """The highest version of ``kind`` returned before time ``before``."""
+        return max((v for kd, v, t in log if kd == kind and t < before), default=0)
+
+    stale: list[str] = []
+    for kind, t, val in outs[0]:
+        want = committed(kind, t)
+        if val < want:
+            stale.append(f"{kind}: saw {val}, {want} had returned before the read began")
+    for kind, t, val in outs[1]:
+        if kind == "ls":
+            for name in val:
+                n = int(name[1:])
+                if name[0] == "g" and committed("g", t) >= n:
+                    stale.append(f"ghost {name} listed after its unlink returned")
+                if name[0] == "r" and committed("r", t) > n:
+                    stale.append(f"ghost {name} listed after its rename returned")
+        else:
+            n = int(val[1:])
+            if committed("r", t) > n:
+                stale.append(f"stat found {val} after its rename returned")
+    assert not stale, f"{len(stale)} stale observations, e.g. {stale[:5]}"
+    # the hammer really hammered: both sides ran while the other did
+    assert len(outs[0]) > 10 and len(outs[1]) > 10
+    assert sorted(k.listdir("/")) == sorted(["f", "s", f"r{ROUNDS}"])
