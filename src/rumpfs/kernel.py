@@ -13,6 +13,7 @@ nothing.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -623,8 +624,11 @@ class Kernel(Process):
         with self._lock:
             self.check_running()
             try:
-                m = self.etfs.register(self._p, skey, os.fsdecode(os.fspath(hostpath)),
-                                       EtfsType.BLK, 0, None, read_only)
+                shost = os.fsdecode(os.fspath(hostpath))
+                # A disk is whole sectors: a trailing partial one is ignored, as Linux's loop does.
+                hst = self.hypervisor.stat(shost)
+                whole = hst.st_size // 512 * 512 if stat.S_ISREG(hst.st_mode) else None
+                m = self.etfs.register(self._p, skey, shost, EtfsType.BLK, 0, whole, read_only)
             except OSError as e:
                 raise with_filename(e, key) from None
             done = [skey]

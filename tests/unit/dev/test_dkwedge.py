@@ -374,3 +374,13 @@ def test_detach_of_a_mounted_disk_is_busy(k: Kernel, tmp: Path) -> None:
     assert ei.value.errno == errno.EBUSY
     k.unmount("/mnt")
     k.detach_disk("/dev/rumpdisk0")
+
+
+def test_trailing_partial_sector_is_ignored(k: Kernel, tmp: Path) -> None:
+    img = tmp / "odd.img"
+    img.write_bytes(bytes(MiB + 100))
+    assert k.attach_disk("/dev/rumpdisk0", img) == []
+    assert k.stat("/dev/rumpdisk0").st_size == MiB
+    with pytest.raises(OSError) as ei:
+        k.attach_disk("/dev/rumpdisk1", tmp / "missing.img")
+    assert ei.value.errno == errno.ENOENT and ei.value.filename == "/dev/rumpdisk1"
