@@ -201,19 +201,20 @@ MOUNT_EPILOG = """\
   Map the host file or directory HOSTPATH at the absolute path KEY inside the
   kernel (missing parent directories of KEY are made). TYPE is one of
     reg          a regular file over the host file's bytes (default)
+    blk, chr     a block / raw character device over them (begin and size
+                 must be multiples of 512); FUSE mounts are nodev, so the
+                 host sees them as regular files of the window's size, and
+                 dd, mkfs and fsck work on them
     dir          the host directory's files (not its subdirectories)
     dir_subdirs  the host directory with every level below it
   begin= and size= choose a window of a host file (bytes; 0x.., K, M, G
   suffixes accepted); without size= the window runs to the host file's end.
   ro makes the mapping read-only: every change through it fails with EROFS.
-  blk and chr (block/character devices) are for Python use only: FUSE mounts
-  are nodev, so no host program could open them; map the same window as reg
-  to use dd, mkfs or fsck on it.
 
 examples:
   rumpfs mount /mnt/rump
   rumpfs mount /mnt/rump --etfs /data=/srv/data,type=dir_subdirs,ro
-  rumpfs mount /mnt/rump --etfs /disk0=/srv/disk.img,begin=1M,size=64M
+  rumpfs mount /mnt/rump --etfs /dev/disk0=/srv/disk.img,type=blk,begin=1M,size=64M
   rumpfs mount -f /mnt/rump --etfs /notes.txt=$HOME/notes.txt --read-only
   rumpfs mount /mnt/rump --owner 1000:1000 --mode 0700
   rumpfs mount /mnt/disk --image disk.img     # an ext4 image (or its first partition)
@@ -450,10 +451,6 @@ def _host_size(path: str) -> int:
 
 def etfs_problem(spec: EtfsSpec) -> str | None:
     """What is wrong with ``spec``'s host side, naming the host path, or None."""
-    if spec.type in ("blk", "chr"):
-        return (f"type={spec.type} cannot be served through FUSE: FUSE mounts are nodev, so "
-                "no host program can open a device node on them (even as root); map the "
-                f"window as type=reg (same begin=/size=) to use dd, mkfs or fsck on it")
     try:
         st = os.stat(spec.hostpath)
     except OSError as exc:

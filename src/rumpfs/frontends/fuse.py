@@ -61,6 +61,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from rumpfs.dev.rumpblk import RUMPBLK_DEVMAJOR
 from rumpfs.frontends import fuse_proto as fp
 from rumpfs.frontends.fuse_dev import FuseChannel
 from rumpfs.handles import UTIME_NOW, Caller, NodeHandles
@@ -174,12 +175,29 @@ def _name(body: memoryview) -> bytes:
     return raw if end < 0 else raw[:end]
 
 
+def host_view(st: os.stat_result) -> tuple[int, int]:
+    """The (mode, rdev) the host is shown for ``st`` (docs/cli.md, "Device keys").
+
+    FUSE mounts are ``nodev``: the host lets no program open a device node on
+    them, not even root. So rumpblk's devices (etfs BLK/CHR keys, or nodes
+    made with its major) are shown as regular files of the window's size,
+    with the same permission bits; opening one still opens the device in the
+    kernel, so ``dd``, ``mkfs`` and ``fsck`` work on the window. Other device
+    nodes keep their type (``ls -l`` shows what ``mknod`` made).
+    """
+    mode = st.st_mode
+    if (stat.S_ISBLK(mode) or stat.S_ISCHR(mode)) and os.major(st.st_rdev) == RUMPBLK_DEVMAJOR:
+        return stat.S_IFREG | stat.S_IMODE(mode), 0
+    return mode, st.st_rdev
+
+
 def _attr(st: os.stat_result, ino: int) -> tuple[int, ...]:
     a_s, a_ns = divmod(st.st_atime_ns, 1_000_000_000)
     m_s, m_ns = divmod(st.st_mtime_ns, 1_000_000_000)
     c_s, c_ns = divmod(st.st_ctime_ns, 1_000_000_000)
-    return (ino, st.st_size, st.st_blocks, a_s, m_s, c_s, a_ns, m_ns, c_ns, st.st_mode,
-            st.st_nlink, st.st_uid, st.st_gid, st.st_rdev & 0xFFFFFFFF,
+    mode, rdev = host_view(st)
+    return (ino, st.st_size, st.st_blocks, a_s, m_s, c_s, a_ns, m_ns, c_ns, mode,
+            st.st_nlink, st.st_uid, st.st_gid, rdev & 0xFFFFFFFF,
             st.st_blksize or 4096, 0)
 
 
@@ -525,7 +543,7 @@ class RumpOperations:
                 return False
             room[0] -= need
             ino = self._ino(st.st_ino)
-            rec = fp.DIRENT.pack(ino, next_off, len(name), (st.st_mode >> 12) & 0xF) + name
+            rec = fp.DIRENT.pack(ino, next_off, len(name), (host_view(st)[0] >> 12) & 0xF) + name
             if plus:
                 rec = self._entry(st) + rec
                 if name != b"." and name != b"..":  # the host counts all but these

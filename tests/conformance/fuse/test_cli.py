@@ -235,10 +235,6 @@ def host_tree(tmp_path: Path) -> Path:
     ("/x={t}/mp",
      "--etfs /x={t}/mp: host path {t}/mp is a directory: use type=dir or type=dir_subdirs "
      "to map it"),
-    ("/dev/d0={t}/small.txt,type=blk",
-     "--etfs /dev/d0={t}/small.txt: type=blk cannot be served through FUSE: FUSE mounts are "
-     "nodev, so no host program can open a device node on them (even as root); map the "
-     "window as type=reg (same begin=/size=) to use dd, mkfs or fsck on it"),
 ])
 def test_etfs_errors_name_the_host_side(host_tree: Path, etfs: str, line: str) -> None:
     mp = host_tree / "mp"
@@ -512,8 +508,31 @@ def test_etfs_on_the_command_line(servers: Servers, tmp_path: Path) -> None:
     assert sorted(os.listdir(ro_dir)) == ["data.csv"]
 
 
+def test_device_keys_are_regular_files_on_the_host(servers: Servers, tmp_path: Path) -> None:
+    """FUSE mounts are nodev: blk/chr keys show as regular files of the window's
+    size, and mkfs and fsck work on the window through them."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(8 << 20))
+    servers.mount("--etfs", f"/dev/disk0={image},type=blk,begin=1M,size=4M",
+                  "--etfs", f"/dev/rdisk0={image},type=chr,begin=1M,size=4M")
+    blk = os.path.join(servers.mp, "dev", "disk0")
+    chr_ = os.path.join(servers.mp, "dev", "rdisk0")
+    for dev in (blk, chr_):
+        st = os.stat(dev)
+        assert stat.S_ISREG(st.st_mode) and st.st_size == 4 << 20
+        assert stat.S_IMODE(st.st_mode) == 0o644
+    with os.scandir(os.path.join(servers.mp, "dev")) as it:
+        assert {(e.name, e.is_file()) for e in it} == {("disk0", True), ("rdisk0", True)}
+    subprocess.run(["mkfs.ext4", "-q", "-F", blk], check=True, timeout=120,
+                   capture_output=True)
+    subprocess.run(["e2fsck", "-fn", chr_], check=True, timeout=120, capture_output=True)
+    data = image.read_bytes()
+    assert data[: 1 << 20] == bytes(1 << 20) and data[5 << 20:] == bytes(3 << 20)
+    assert data[(1 << 20) + 1080:(1 << 20) + 1082] == b"\x53\xef"  # ext2's magic, in the window
+
+
 def test_window_as_reg_works_with_dd(servers: Servers, tmp_path: Path) -> None:
-    """What the blk refusal recommends: a reg window that dd can write."""
+    """A reg window: dd writes it, and nothing outside it."""
     image = tmp_path / "disk.img"
     image.write_bytes(bytes(8192))
     servers.mount("--etfs", f"/disk0={image},begin=4096,size=2048")
