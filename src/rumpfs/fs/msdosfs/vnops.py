@@ -108,8 +108,10 @@ class MsdosOps(GenfsOps):
         if d.is_root:
             return
         de = d.dirent
-        de.mdate, de.mtime, _ = ns_to_date_time(now, self.mp.vol.tz_offset)
-        self.mp.write_back(d)
+        date, time, _ = ns_to_date_time(now, self.mp.vol.tz_offset)
+        if (date, time) != (de.mdate, de.mtime):     # FAT's 2 s: often nothing to write
+            de.mdate, de.mtime = date, time
+            self.mp.write_back(d)
 
     def vop_create(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
         if va.type is not VREG:
