@@ -9,9 +9,11 @@ Two implementations of one small interface (:class:`BlockMap`):
   cache; an indirect block is allocated only when a block under it is.
 - :class:`ExtentMap` -- ext4's extent tree. The whole tree is read once into
   a sorted list of extents (checked: magic, depth <= 5, entry counts, key
-  order, no block visited twice, every block in range) and written back after
-  each change as a fresh, fully packed tree that reuses the old tree's blocks
-  (only nodes whose bytes changed are written). Depth grows and shrinks as
+  order, no block visited twice, every block in range) with the tree's shape
+  (which extents each leaf holds). A change of one extent rewrites its leaf
+  (split when full) and the index nodes above; bigger changes repack the
+  whole tree, reusing its blocks (only nodes whose bytes changed are
+  written). Depth grows and shrinks as
   the extent count needs; uninitialized extents read as zeros and are split
   when written.
 
@@ -276,7 +278,7 @@ class IndirectMap(BlockMap):
 # extents
 
 class ExtentMap(BlockMap):
-    """ext4 extent tree, held as a sorted list and rewritten on change."""
+    """ext4 extent tree, held as a sorted list plus the leaves' shape."""
 
     def __init__(self, vp: Ext2Node) -> None:
         super().__init__(vp)
@@ -285,8 +287,14 @@ class ExtentMap(BlockMap):
         self.lens: list[int] = []
         self.pblks: list[int] = []
         self.uninit: list[bool] = []
-        self.tree: list[int] = []                 # blocks of the on-disk tree nodes
         self.per_block = (self.mp.bs - 12) // 12
+        # The tree's shape, kept so that a change rewrites one leaf (plus the
+        # few index nodes), not the whole tree: leaf j holds extents
+        # [cuts[j], cuts[j+1]) and lives in leaf_blks[j]; idx_blks are the
+        # index nodes' blocks. All empty while the extents fit the inode.
+        self.cuts: list[int] = []
+        self.leaf_blks: list[int] = []
+        self.idx_blks: list[int] = []
         self._load()
 
     def max_blocks(self) -> int:
@@ -300,6 +308,12 @@ class ExtentMap(BlockMap):
         limit = self.vp.nblocks // self.per + 1          # the tree cannot be bigger
         out: list[tuple[int, int, int, bool]] = []
         self._node(root, 4, None, 0, 1 << 32, seen, limit, out)
+        cuts = self.cuts
+        if any(cuts[j] >= cuts[j + 1] for j in range(len(cuts) - 1)) or (
+                cuts and cuts[-1] >= len(out)):
+            # an empty leaf: forget the shape, the next change repacks
+            self.idx_blks += self.leaf_blks
+            self.cuts, self.leaf_blks = [], []
         prev_end = 0
         for lb, n, pb, un in out:
             if lb < prev_end:
@@ -345,10 +359,14 @@ class ExtentMap(BlockMap):
                 if child in seen or len(seen) >= limit:
                     corrupt("inode %d extent tree revisits block %d", ino, child)
                 seen.add(child)
-                self.tree.append(child)
                 cdata = self.mp.read_block(child)
                 if self.mp.sb.metadata_csum:
                     self._verify_tail(child, cdata)
+                if depth == 1:
+                    self.cuts.append(len(out))
+                    self.leaf_blks.append(child)
+                else:
+                    self.idx_blks.append(child)
                 self._node(cdata, self.per_block, depth - 1, lb, nxt, seen, limit, out)
                 prev = lb
 
@@ -388,6 +406,8 @@ class ExtentMap(BlockMap):
             raise_errno(errno.EFBIG)
         i = bisect.bisect_right(self.lblks, lblk)
         total = n
+        touched = max(i - 1, 0)
+        added = 0
         # merge with the extent before when both ends touch
         while n:
             if (i > 0 and not self.uninit[i - 1]
@@ -403,11 +423,23 @@ class ExtentMap(BlockMap):
                 self.pblks.insert(i, pblk)
                 self.uninit.insert(i, False)
                 i += 1
+                added += 1
             lblk += take
             pblk += take
             n -= take
+        # ... and with the one after (a hole filled between two extents)
+        if (0 < i < len(self.lblks) and not self.uninit[i] and not self.uninit[i - 1]
+                and self.lblks[i - 1] + self.lens[i - 1] == self.lblks[i]
+                and self.pblks[i - 1] + self.lens[i - 1] == self.pblks[i]
+                and self.lens[i - 1] + self.lens[i] <= EXT_INIT_MAX):
+            self.lens[i - 1] += self.lens[i]
+            del self.lblks[i], self.lens[i], self.pblks[i], self.uninit[i]
+            added -= 1
         self.vp.nblocks += total * self.per
-        self.store()
+        if -1 <= added <= 1:
+            self._store_near(touched, added)
+        else:
+            self.store()
 
     def mark_init(self, lblk: int, n: int) -> None:
         end = lblk + n
@@ -453,70 +485,109 @@ class ExtentMap(BlockMap):
         self.store()
 
     def store(self) -> None:
-        """Write the extent list back as a packed tree (reusing the old tree's blocks)."""
-        mp = self.mp
-        vp = self.vp
+        """Write the extent list back as a freshly packed tree, reusing the old
+        tree's blocks (truncate, uninitialized splits, many new extents)."""
         n = len(self.lblks)
-        leaves = [(self.lblks[i], self.lens[i] + (EXT_INIT_MAX if self.uninit[i] else 0),
-                   self.pblks[i]) for i in range(n)]
+        pool = self.leaf_blks + self.idx_blks
+        self.leaf_blks, self.idx_blks = [], []
+        if n <= 4:
+            self.cuts = []
+            self._free_surplus(pool)
+            self._write_root()
+            return
+        self.cuts = list(range(0, n, self.per_block))
+        for _ in self.cuts:
+            self.leaf_blks.append(pool.pop(0) if pool else self._new_tree_block())
+        for j in range(len(self.cuts)):
+            self._write_leaf(j)
+        self.idx_blks = pool               # reused by _write_index first
+        self._write_index()
+
+    def _store_near(self, i: int, added: int) -> None:
+        """After a change at extent ``i`` (``added`` extents more: -1, 0 or 1),
+        rewrite only its leaf (split in two when full) and the index above."""
+        n = len(self.lblks)
+        if n <= 4 or not self.cuts:
+            self.store()
+            return
+        cuts = self.cuts
+        j = max(bisect.bisect_right(cuts, i) - 1, 0)
+        if added:
+            for k in range(j + 1, len(cuts)):
+                cuts[k] += added
+        bounds = [*cuts, n]
+        if any(bounds[k] >= bounds[k + 1] for k in range(j, min(j + 2, len(cuts)))):
+            self.store()                   # an empty leaf: repack
+            return
+        end = bounds[j + 1]
+        dirty = [j]
+        if added < 0 and j + 1 < len(cuts):
+            dirty.append(j + 1)            # its first extent merged into leaf j
+        if end - cuts[j] > self.per_block:
+            mid = cuts[j] + (end - cuts[j]) // 2
+            cuts.insert(j + 1, mid)
+            self.leaf_blks.insert(j + 1, self._new_tree_block(self.leaf_blks[j]))
+            dirty = [j, j + 1]
+        for d in dirty:
+            self._write_leaf(d)
+        self._write_index()
+
+    def _new_tree_block(self, near: int = 0) -> int:
+        blk, _ = self.mp.alloc.alloc_blocks(near or self.goal(0), 1)
+        self.vp.nblocks += self.per
+        return blk
+
+    def _free_surplus(self, blocks: list[int]) -> None:
+        for blk in blocks:
+            self.mp.alloc.free_blocks(blk, 1)
+            self.vp.nblocks -= self.per
+
+    def _leaf_body(self, a: int, b: int) -> bytes:
+        lb, ln, pb, un = self.lblks, self.lens, self.pblks, self.uninit
+        return b"".join(
+            _LEAF.pack(lb[k], ln[k] + (EXT_INIT_MAX if un[k] else 0), pb[k] >> 32,
+                       pb[k] & 0xFFFFFFFF) for k in range(a, b))
+
+    def _write_leaf(self, j: int) -> None:
+        a = self.cuts[j]
+        b = self.cuts[j + 1] if j + 1 < len(self.cuts) else len(self.lblks)
+        self._write_node(self.leaf_blks[j], b - a, 0, self._leaf_body(a, b))
+
+    def _write_index(self) -> None:
+        """The index levels above the leaves (reusing ``idx_blks``) and the root."""
         per = self.per_block
-        # levels[0] = leaf nodes; each node is a list of entries
-        levels: list[list[list[tuple[int, int, int]]]] = []
-        nodes: list[list[tuple[int, int, int]]] = [leaves]
-        if n > 4:
-            nodes = [leaves[k:k + per] for k in range(0, n, per)]
-            levels.append(nodes)
-            while len(nodes) > 4:
-                count = len(nodes)
-                parents = [[(0, 0, 0)] * min(per, count - k) for k in range(0, count, per)]
-                levels.append(parents)
-                nodes = parents
-        depth = len(levels)
-        needed = sum(len(lv) for lv in levels)
-        old = self.tree
-        if needed > len(old):
-            goal = self.goal(0)
-            while len(old) < needed:
-                blk, _ = mp.alloc.alloc_blocks(goal, 1)
-                old.append(blk)
-                vp.nblocks += self.per
-        elif needed < len(old):
-            for blk in old[needed:]:
-                mp.alloc.free_blocks(blk, 1)
-                vp.nblocks -= self.per
-            del old[needed:]
-        # assign blocks and fill index entries bottom up
-        k = 0
-        child_keys: list[tuple[int, int]] = []       # (first lblk, block) of each node
-        for level, lv in enumerate(levels):
-            keys: list[tuple[int, int]] = []
-            for ci, node in enumerate(lv):
-                blk = old[k]
-                k += 1
-                if level == 0:
-                    first = node[0][0]
-                    body = b"".join(_LEAF.pack(lb, ln, pb >> 32, pb & 0xFFFFFFFF)
-                                    for lb, ln, pb in node)
-                else:
-                    entries = child_keys[ci * per:ci * per + len(node)]
-                    first = entries[0][0]
-                    body = b"".join(_IDX.pack(lb, cb & 0xFFFFFFFF, cb >> 32, 0)
-                                    for lb, cb in entries)
-                self._write_node(blk, len(node), level, body)
-                keys.append((first, blk))
-            child_keys = keys
-        # the root in the inode
-        if depth == 0:
-            body = b"".join(_LEAF.pack(lb, ln, pb >> 32, pb & 0xFFFFFFFF) for lb, ln, pb in leaves)
-            count = n
-        else:
-            # e2fsck wants each index key equal to its child's first key
-            body = b"".join(_IDX.pack(lb, cb & 0xFFFFFFFF, cb >> 32, 0) for lb, cb in child_keys)
-            count = len(child_keys)
+        keys = [(self.lblks[c], blk) for c, blk in zip(self.cuts, self.leaf_blks, strict=True)]
+        old = self.idx_blks
+        used: list[int] = []
+        depth = 1
+        while len(keys) > 4:
+            parents: list[tuple[int, int]] = []
+            for k in range(0, len(keys), per):
+                chunk = keys[k:k + per]
+                blk = old.pop(0) if old else self._new_tree_block()
+                used.append(blk)
+                body = b"".join(_IDX.pack(lb, cb & 0xFFFFFFFF, cb >> 32, 0) for lb, cb in chunk)
+                self._write_node(blk, len(chunk), depth, body)
+                parents.append((chunk[0][0], blk))
+            keys = parents
+            depth += 1
+        self._free_surplus(old)
+        self.idx_blks = used
+        # e2fsck wants each index key equal to its child's first key
+        body = b"".join(_IDX.pack(lb, cb & 0xFFFFFFFF, cb >> 32, 0) for lb, cb in keys)
         root = bytearray(60)
-        _HDR.pack_into(root, 0, EXT_MAGIC, count, 4, depth, 0)
+        _HDR.pack_into(root, 0, EXT_MAGIC, len(keys), 4, depth, 0)
         root[12:12 + len(body)] = body
-        vp.raw[0x28:0x64] = root
+        self.vp.raw[0x28:0x64] = root
+
+    def _write_root(self) -> None:
+        """All extents (at most 4) in the inode itself: depth 0."""
+        n = len(self.lblks)
+        root = bytearray(60)
+        _HDR.pack_into(root, 0, EXT_MAGIC, n, 4, 0, 0)
+        body = self._leaf_body(0, n)
+        root[12:12 + len(body)] = body
+        self.vp.raw[0x28:0x64] = root
 
     def _write_node(self, blk: int, entries: int, depth: int, body: bytes) -> None:
         mp = self.mp
