@@ -644,8 +644,16 @@ def _daemonize(served: _Served, args: argparse.Namespace) -> int:
     # server's back (a stale unmount): it exits without a shutdown.
     served.k.running = False
     report = b""
-    with os.fdopen(rfd, "rb") as r:
-        report = r.readline()
+    try:
+        with os.fdopen(rfd, "rb") as r:
+            report = r.readline()
+    except KeyboardInterrupt:
+        # Ctrl-C while the mount comes up: the server is in its own session
+        # and would not see it; stop it (it unmounts if it got that far).
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        err(f"interrupted; stopped the server (pid {pid})")
+        return 1
     if report == b"ok\n":
         if not args.quiet:
             err(_serving_line(mountpoint, pid))
