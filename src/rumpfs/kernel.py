@@ -639,14 +639,17 @@ class Kernel(Process):
                     if len(data) != size:
                         raise_errno(errno.EIO)
                     return data
-                parts = read_partitions(read, drv.d_size(minor))
+                size = drv.d_size(minor)
+                parts = read_partitions(read, size)
                 out = []
+                extents = {m.rdev: (m.rdev, 0, size)}
                 for part in parts:
                     path = partition_name(skey, part.index)
-                    self.etfs.register(self._p, path, m.hostpath, EtfsType.BLK,
-                                       part.start, part.size, read_only)
+                    pm = self.etfs.register(self._p, path, m.hostpath, EtfsType.BLK,
+                                            part.start, part.size, read_only)
                     done.append(path)
                     out.append(replace(part, path=path))
+                    extents[pm.rdev] = (m.rdev, part.start, part.start + part.size)
             except OSError as e:
                 for path in reversed(done):
                     self.etfs.remove(path)
@@ -654,6 +657,7 @@ class Kernel(Process):
                     raise OSError(e.errno, e.strerror, key) from None
                 raise
             self._disks[skey] = done
+            self.vfs.blk_extents.update(extents)
             return out
 
     def detach_disk(self, key: StrOrBytesPath) -> None:
@@ -663,12 +667,13 @@ class Kernel(Process):
             paths = self._disks.get(skey)
             if paths is None:
                 raise_errno(errno.ENOENT, key)
-            for path in paths:
-                rdev = self.etfs.mappings[normalize_key(path)].rdev
-                if rdev in self.vfs.blk_mounted:
-                    raise_errno(errno.EBUSY, key)
+            rdevs = [self.etfs.mappings[normalize_key(path)].rdev for path in paths]
+            if any(rdev in self.vfs.blk_mounted for rdev in rdevs):
+                raise_errno(errno.EBUSY, key)
             for path in reversed(paths):
                 self.etfs.remove(path)
+            for rdev in rdevs:
+                self.vfs.blk_extents.pop(rdev, None)
             del self._disks[skey]
 
     # -- frontends ----------------------------------------------------------

@@ -112,6 +112,10 @@ class Vfs:
         # count of descriptors open for writing on each. Each excludes the other.
         self.blk_mounted: dict[int, Mount] = {}
         self.blk_writers: dict[int, int] = {}
+        # Devices over one disk (Kernel.attach_disk): rdev -> (the disk's rdev,
+        # first byte, end byte), so that a partition and its whole disk count
+        # as in use together where their windows overlap.
+        self.blk_extents: dict[int, tuple[int, int, int]] = {}
 
     def register_fstype(self, name: str, factory: FsType) -> None:
         self.fstypes[name] = factory
@@ -143,9 +147,23 @@ class Vfs:
         if vp.type is not VBLK:
             raise_errno(errno.ENOTBLK)
         rdev = vp.ops.vop_getattr(vp).st_rdev
-        if rdev in self.blk_mounted or self.blk_writers.get(rdev):
+        if self.blk_in_use(rdev, writers=True):
             raise_errno(errno.EBUSY)
         return BlockDev.open_rdev(self.devsw, rdev, read_only)
+
+    def blk_in_use(self, rdev: int, writers: bool) -> bool:
+        """Whether block device ``rdev``, or another device over an overlapping
+        window of the same disk, is mounted (or, with ``writers``, open for
+        writing)."""
+        ext = self.blk_extents.get(rdev)
+        if ext is None:
+            return rdev in self.blk_mounted or (writers and bool(self.blk_writers.get(rdev)))
+        disk, first, end = ext
+        for r, (d, a, b) in self.blk_extents.items():
+            if d == disk and a < end and first < b and (
+                    r in self.blk_mounted or (writers and self.blk_writers.get(r))):
+                return True
+        return False
 
     def remount_device(self, mp: Mount, read_only: bool) -> None:
         """Going read-only: sync first. Going read-write: reopen the device

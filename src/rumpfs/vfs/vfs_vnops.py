@@ -89,7 +89,7 @@ def falloc(p: VProc, vp: Vnode, flags: int) -> int:
         kind = BLOCK if vp.type is VBLK else CHAR
         rdev = vp.ops.vop_getattr(vp).st_rdev
         driver, minor = p.ctx.devsw.lookup(kind, rdev)
-        if kind is BLOCK and fp.writable and rdev in p.ctx.blk_mounted:
+        if kind is BLOCK and fp.writable and p.ctx.blk_in_use(rdev, writers=False):
             raise_errno(errno.EBUSY)        # a mounted disk's buffers are the fs's
         driver.d_open(minor, flags)
         fp.dev, fp.minor, fp.rdev = driver, minor, rdev

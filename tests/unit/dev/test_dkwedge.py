@@ -384,3 +384,32 @@ def test_trailing_partial_sector_is_ignored(k: Kernel, tmp: Path) -> None:
     with pytest.raises(OSError) as ei:
         k.attach_disk("/dev/rumpdisk1", tmp / "missing.img")
     assert ei.value.errno == errno.ENOENT and ei.value.filename == "/dev/rumpdisk1"
+
+
+def test_a_disk_and_its_partitions_are_busy_together(k: Kernel, tmp: Path) -> None:
+    from tests.unit.vfs.test_mount_device import stub_mount
+    img = tmp / "g.img"
+    img.write_bytes(gpt_image())
+    k.vfs.register_fstype("stub", stub_mount)
+    k.attach_disk("/dev/rumpdisk0", img)
+    k.mkdir("/mnt")
+    k.mkdir("/mnt2")
+    k.mount("stub", "/mnt", device="/dev/rumpdisk0p2")
+    for dev in ("/dev/rumpdisk0", "/dev/rumpdisk0p2"):
+        with pytest.raises(OSError) as ei:
+            k.mount("stub", "/mnt2", device=dev)
+        assert ei.value.errno == errno.EBUSY
+        with pytest.raises(OSError) as ei:
+            k.open(dev, os.O_RDWR)
+        assert ei.value.errno == errno.EBUSY
+        k.close(k.open(dev, os.O_RDONLY))
+    k.close(k.open("/dev/rumpdisk0p1", os.O_RDWR))     # its window does not overlap
+    k.unmount("/mnt")
+    fd = k.open("/dev/rumpdisk0", os.O_RDWR)           # the whole disk open for writing...
+    for dev in ("/dev/rumpdisk0p1", "/dev/rumpdisk0p2"):
+        with pytest.raises(OSError) as ei:             # ...keeps every partition unmounted
+            k.mount("stub", "/mnt", device=dev)
+        assert ei.value.errno == errno.EBUSY
+    k.close(fd)
+    k.mount("stub", "/mnt", device="/dev/rumpdisk0p1")
+    k.mount("stub", "/mnt2", device="/dev/rumpdisk0p2")
