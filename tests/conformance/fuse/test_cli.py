@@ -49,10 +49,10 @@ def cmd_env(**extra: str) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=SRC + (os.pathsep + path if path else ""), **extra)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m rumpfs ARGS``."""
+def run_cli(*args: str, cwd: str = "/") -> subprocess.CompletedProcess[str]:
+    """Run ``python -m rumpfs ARGS`` in ``cwd``."""
     return subprocess.run(rumpfs_cmd(*args), capture_output=True, text=True, timeout=120,
-                          env=cmd_env(), check=False, cwd="/")
+                          env=cmd_env(), check=False, cwd=cwd)
 
 
 def run_as(uid: int, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -529,6 +529,19 @@ def test_device_keys_are_regular_files_on_the_host(servers: Servers, tmp_path: P
     data = image.read_bytes()
     assert data[: 1 << 20] == bytes(1 << 20) and data[5 << 20:] == bytes(3 << 20)
     assert data[(1 << 20) + 1080:(1 << 20) + 1082] == b"\x53\xef"  # ext2's magic, in the window
+
+
+def test_relative_host_paths_survive_backgrounding(servers: Servers, tmp_path: Path) -> None:
+    """The server runs in / once in the background: relative host paths are
+    taken relative to where the command was run."""
+    (tmp_path / "notes.txt").write_text("relative")
+    res = run_cli("mount", servers.mp, "--etfs", "/notes.txt=notes.txt", cwd=str(tmp_path))
+    m = serving_line(servers.mp).fullmatch(res.stderr)
+    assert res.returncode == 0 and m is not None, res.stderr
+    servers.pids.append(int(m.group(1)))
+    assert Path(servers.mp, "notes.txt").read_text() == "relative"
+    Path(servers.mp, "notes.txt").write_text("changed through the mount")
+    assert (tmp_path / "notes.txt").read_text() == "changed through the mount"
 
 
 def test_window_as_reg_works_with_dd(servers: Servers, tmp_path: Path) -> None:
