@@ -200,29 +200,28 @@ def iget(mp: Ext2Mount, ino: int) -> Ext2Node:
     return vp
 
 
+_HEAD = struct.Struct("<HHI")          # 0x00 mode, uid, size_lo
+_MID = struct.Struct("<HHII")          # 0x18 gid, links, blocks_lo, flags
+_ACL_SIZE = struct.Struct("<II")       # 0x68 file_acl_lo, size_high
+_OSD2 = struct.Struct("<HHHH")         # 0x74 blocks_hi, file_acl_hi, uid_hi, gid_hi
+
+
 def iupdate(vp: Ext2Node) -> None:
     """Encode ``vp`` into its inode-table slot (delayed write), with its checksum."""
     mp: Ext2Mount = vp.mount  # type: ignore[assignment]
     raw = vp.raw
-    put16(raw, 0, vp.mode)
-    put16(raw, 2, vp.uid)
-    put16(raw, 0x78, vp.uid >> 16)
-    put16(raw, 0x18, vp.gid)
-    put16(raw, 0x7A, vp.gid >> 16)
-    put32(raw, 4, vp.size)
-    put32(raw, 0x6C, vp.size >> 32)
-    put16(raw, 0x1A, vp.nlink)
+    uid, gid, size, acl = vp.uid, vp.gid, vp.size, vp.file_acl
     nblocks = vp.nblocks
     flags = vp.flags & ~HUGE_FILE_FL
     if nblocks >= 1 << 48:
         # only huge_file's block-unit counting reaches this far
         nblocks //= mp.bs // 512
         flags |= HUGE_FILE_FL
-    put32(raw, 0x1C, nblocks)
-    put16(raw, 0x74, nblocks >> 32)
-    put32(raw, 0x20, flags)
-    put32(raw, 0x68, vp.file_acl)
-    put16(raw, 0x76, vp.file_acl >> 32)
+    _HEAD.pack_into(raw, 0, vp.mode, uid & 0xFFFF, size & 0xFFFFFFFF)
+    _MID.pack_into(raw, 0x18, gid & 0xFFFF, vp.nlink, nblocks & 0xFFFFFFFF, flags)
+    _ACL_SIZE.pack_into(raw, 0x68, acl & 0xFFFFFFFF, (size >> 32) & 0xFFFFFFFF)
+    _OSD2.pack_into(raw, 0x74, (nblocks >> 32) & 0xFFFF, (acl >> 32) & 0xFFFF,
+                    (uid >> 16) & 0xFFFF, (gid >> 16) & 0xFFFF)
     extra = vp.extra_isize
     for name in ("atime", "mtime", "ctime", "crtime"):
         t = getattr(vp, name)
@@ -231,9 +230,14 @@ def iupdate(vp: Ext2Node) -> None:
         if extra < 24 or not _T_MIN <= t < _T_MAX:
             setattr(vp, name, _time(raw, name, extra))
     if mp.sb.metadata_csum:
-        c = inode_csum(mp, vp.ino, vp.generation, raw)
+        # the checksum covers the inode with its own fields zeroed
+        put16(raw, 0x7C, 0)
+        big = extra >= 4
+        if big:
+            put16(raw, 0x82, 0)
+        c = crc32c_raw(vp.csum_seed, raw)
         put16(raw, 0x7C, c)
-        if extra >= 4:
+        if big:
             put16(raw, 0x82, c >> 16)
     write_raw(mp, vp.ino, raw)
 
