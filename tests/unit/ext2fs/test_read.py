@@ -78,3 +78,34 @@ def test_htree_directory(tmp_path: Path) -> None:
         with pytest.raises(FileNotFoundError):
             k.lstat("/mnt/big/file-9999")
         assert sorted(k.listdir("/mnt/big")) == sorted(names)
+
+
+@pytest.mark.parametrize("args, writable", [
+    (["-t", "ext4", "-O", "meta_bg,^resize_inode"], False),
+    (["-t", "ext4", "-O", "bigalloc", "-C", "16384"], False),
+    (["-t", "ext4", "-b", "4096", "-O", "bigalloc", "-C", "65536"], False),
+    (["-t", "ext4", "-O", "orphan_file"], True),
+    (["-t", "ext4", "-O", "^flex_bg,^metadata_csum,uninit_bg"], True),
+])
+def test_more_features(tmp_path: Path, args: list[str], writable: bool) -> None:
+    """Images with other features: read like Linux reads them; written only
+    when the driver can keep them correct (else the mount is read-only)."""
+    img = tmp_path / "x.img"
+    with open(img, "wb") as f:
+        f.truncate(128 << 20)
+    E.run(["mke2fs", "-q", "-F", *args, "-E", "root_owner=0:0", str(img)])
+    src = tmp_path / "src"
+    src.mkdir()
+    E.debugfs(img, E.debugfs_tree(src))
+    with mounted(img) as k:
+        ours = E.walk_kernel(k, "/mnt")
+        if writable:
+            k.mkdir("/mnt/new")
+            ours = E.walk_kernel(k, "/mnt")
+        else:
+            with pytest.raises(OSError) as ei:
+                k.mkdir("/mnt/new")
+            assert ei.value.errno == 30
+    E.e2fsck(img)
+    with E.loop_mount(img) as mnt:
+        E.assert_same_tree(ours, E.walk_host(mnt))

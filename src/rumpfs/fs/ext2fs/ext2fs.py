@@ -225,18 +225,20 @@ class Superblock:
 
     def _check(self) -> None:
         bs = self.block_size
-        if self.log_cluster != u32(self.raw, 24) and self.ro_compat & RO_BIGALLOC:
-            pass                       # bigalloc is refused at mount (a feature check)
         if self.rev_level > 1:
             corrupt("revision %d", self.rev_level)
-        if not 8 <= self.blocks_per_group <= bs * 8:
-            corrupt("%d blocks per group", self.blocks_per_group)
+        # a bitmap block maps one group's clusters (blocks, without bigalloc)
+        cshift = self.log_cluster - (bs.bit_length() - 11) if self.ro_compat & RO_BIGALLOC else 0
+        cpg = u32(self.raw, 36) if cshift else self.blocks_per_group
+        if not 0 <= cshift <= 16 or not 8 <= cpg <= bs * 8 \
+                or self.blocks_per_group != cpg << cshift:
+            corrupt("%d blocks per group (%d clusters)", self.blocks_per_group, cpg)
         if not 1 <= self.inodes_per_group <= bs * 8:
             corrupt("%d inodes per group", self.inodes_per_group)
         isz = self.inode_size
         if isz < 128 or isz > bs or isz & (isz - 1):
             corrupt("inode size %d", isz)
-        if self.first_data_block != (1 if bs == 1024 else 0):
+        if self.first_data_block != (1 if bs == 1024 and not cshift else 0):
             corrupt("first data block %d with %d-byte blocks", self.first_data_block, bs)
         if self.blocks_count <= self.first_data_block or self.blocks_count >= 1 << 48:
             corrupt("block count %d", self.blocks_count)

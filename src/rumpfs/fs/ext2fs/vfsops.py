@@ -162,7 +162,7 @@ class Ext2Mount(Mount):
         if sb.incompat & IN_META_BG and idx >= sb.first_meta_bg:
             g = idx * sb.desc_per_block
             return sb.group_first_block(g) + (1 if sb.has_super(g) else 0)
-        return sb.first_data_block + 1 + idx
+        return SB_OFFSET // self.bs + 1 + idx     # after the superblock's block
 
     # -- superblock ----------------------------------------------------------
 
