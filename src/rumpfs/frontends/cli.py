@@ -37,6 +37,7 @@ import grp
 import os
 import pwd
 import re
+import shutil
 import signal
 import stat
 import sys
@@ -431,10 +432,15 @@ def fuse_problem(allow_other: bool) -> str | None:
     if not os.path.exists("/dev/fuse"):
         return "/dev/fuse is missing: load the fuse module (modprobe fuse) or, in a container, " \
                "pass the device in (--device /dev/fuse)"
+    # fusermount3 opens /dev/fuse with the user's own rights, so a non-root
+    # user needs read-write access to it as well as the tool.
     if not os.access("/dev/fuse", os.R_OK | os.W_OK):
         mode = stat.filemode(os.stat("/dev/fuse").st_mode)
         return f"cannot open /dev/fuse: Permission denied (it is {mode} here; " \
                "FUSE needs read and write access to it)"
+    if os.geteuid() != 0 and shutil.which("fusermount3") is None:
+        return ("mounting as a non-root user needs fusermount3, which is not installed "
+                "(Debian/Ubuntu: apt install fuse3)")
     return None
 
 

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,13 +55,53 @@ def run_cli(*args: str, cwd: str = "/") -> subprocess.CompletedProcess[str]:
                           env=cmd_env(), check=False, cwd=cwd)
 
 
-def run_as(uid: int, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+def _private_dev_fuse(tmp: str, mode: int) -> None:
+    """In a new mount namespace (this process only), put a node for the FUSE
+    device with ``mode`` over /dev/fuse (0o666: what a desktop gives every
+    user; 0o600: a container's) and a passwd naming UNPRIVILEGED over /etc/passwd. The
+    host's own files stay untouched."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ms_bind, ms_rec, ms_private = 0x1000, 0x4000, 0x40000
+
+    def check(rc: int, what: str) -> None:
+        if rc != 0:
+            raise OSError(ctypes.get_errno(), what)
+
+    check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
+    check(libc.mount(b"none", b"/", None, ms_rec | ms_private, None), "make / private")
+    check(libc.mount(b"tmpfs", tmp.encode(), b"tmpfs", 0, b"mode=0755"), "tmpfs")
+    node = os.path.join(tmp, "fuse")
+    os.mknod(node, stat.S_IFCHR | mode, os.makedev(10, 229))
+    os.chmod(node, mode)
+    check(libc.mount(node.encode(), b"/dev/fuse", None, ms_bind, None), "bind /dev/fuse")
+    # fusermount3 wants a user name for the caller: one for UNPRIVILEGED, in a
+    # passwd that exists only in this namespace.
+    passwd = os.path.join(tmp, "passwd")
+    with open("/etc/passwd") as f:
+        entries = f.read()
+    with open(passwd, "w") as f:
+        u = UNPRIVILEGED
+        f.write(entries.rstrip("\n") + f"\nrumpfs-test:x:{u}:{u}::/:/bin/sh\n")
+    os.chmod(passwd, 0o644)
+    check(libc.mount(passwd.encode(), b"/etc/passwd", None, ms_bind, None), "bind passwd")
+
+
+def run_as(uid: int, *args: str, env: dict[str, str] | None = None,
+           private_fuse: str | None = None, fuse_mode: int = 0o666,
+           then: Callable[[], None] | None = None) -> tuple[int, str]:
     """``rumpfs ARGS`` in a forked child setuid to ``uid`` (gid ``uid``, no groups):
     (exit status, stderr).
 
     Forked, not exec'd: the interpreter may live where that uid cannot read
     (a root-only pyenv), so everything the command imports is imported here
-    first, and a FUSE session is run once so that trio has loaded its parts.
+    first, and a FUSE session is run once so that its parts are loaded.
+    ``private_fuse`` (an empty directory): first give the child its own mount
+    namespace with a /dev/fuse of ``fuse_mode`` (see _private_dev_fuse); the
+    mount is then visible only there, so ``then`` runs in the child, as
+    ``uid``, after the command succeeded (what it prints to stderr is
+    returned too).
     """
     import rumpfs.frontends.demo
     import rumpfs.frontends.fuse
@@ -81,11 +121,16 @@ def run_as(uid: int, *args: str, env: dict[str, str] | None = None) -> tuple[int
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
             os.chdir("/")
+            if private_fuse is not None:
+                _private_dev_fuse(private_fuse, fuse_mode)
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
             os.environ.update(env or {})
             code = main(list(args))
+            if code == 0 and then is not None:
+                sys.stderr.flush()
+                then()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -610,38 +655,58 @@ def test_default_owner_is_the_mounting_user(servers: Servers) -> None:
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (os.getuid(), os.getgid(), 0o755)
 
 
-def test_non_root_mount(tmp_path: Path) -> None:
-    """A non-root user mounts on their own directory and owns the kernel's root there.
-
-    Where /dev/fuse does not let that user in (a container's crw------- device),
-    the command must say so in one line instead.
-    """
+def test_non_root_mount_needs_dev_fuse_access() -> None:
+    """Where /dev/fuse is not open to everyone (a container's crw-------),
+    the command says so in one line (fusermount3 opens it as the user).
+    Run in a private mount namespace with such a /dev/fuse."""
     require_fuse()
     if not ROOT:
-        pytest.skip("needs root to run the command as another uid")
+        pytest.skip("needs root to set up a user and a mount namespace")
     mp = make_mountpoint("rumpfs-cli-user-")
-    os.chown(mp, UNPRIVILEGED, UNPRIVILEGED)
-    pid = 0
+    dev = tempfile.mkdtemp(prefix="rumpfs-cli-dev-", dir="/tmp")
     try:
-        code, err = run_as(UNPRIVILEGED, "mount", mp)
-        if os.stat("/dev/fuse").st_mode & 0o006 != 0o006:
-            mode = stat.filemode(os.stat("/dev/fuse").st_mode)
-            assert (code, err) == (
-                1, f"rumpfs: cannot open /dev/fuse: Permission denied (it is {mode} here; "
-                   "FUSE needs read and write access to it)\n")
-            return
-        m = serving_line(mp).fullmatch(err)
-        assert code == 0 and m is not None, err
-        pid = int(m.group(1))
-        out = subprocess.run(["sh", "-c", f"touch {mp}/f && stat -c %u:%g:%a {mp} {mp}/f"],
-                             capture_output=True, text=True, check=True, timeout=60,
-                             user=UNPRIVILEGED, group=UNPRIVILEGED, extra_groups=[]).stdout
-        assert out == f"{UNPRIVILEGED}:{UNPRIVILEGED}:755\n{UNPRIVILEGED}:{UNPRIVILEGED}:644\n"
+        os.chown(mp, UNPRIVILEGED, UNPRIVILEGED)
+        assert run_as(UNPRIVILEGED, "mount", mp, private_fuse=dev, fuse_mode=0o600) == (
+            1, "rumpfs: cannot open /dev/fuse: Permission denied (it is crw------- here; "
+               "FUSE needs read and write access to it)\n")
     finally:
-        if is_mounted(mp):
-            subprocess.run(["fusermount3", "-u", "-z", mp], check=False, timeout=60)
-        if pid:
-            wait_gone(pid)
+        os.rmdir(dev)
+        remove_mountpoint(mp)
+
+
+def test_non_root_mount() -> None:
+    """A non-root user mounts on their own directory and owns the kernel's root
+    there. Run in a private mount namespace whose /dev/fuse is 0666 (as on a
+    desktop), so it runs whatever the host's /dev/fuse allows."""
+    require_fuse()
+    if not ROOT:
+        pytest.skip("needs root to set up a user and a mount namespace")
+    mp = make_mountpoint("rumpfs-cli-user-")
+    dev = tempfile.mkdtemp(prefix="rumpfs-cli-dev-", dir="/tmp")
+    os.chown(mp, UNPRIVILEGED, UNPRIVILEGED)
+
+    def check() -> None:  # in the child, as the user, inside its namespace
+        top = os.stat(mp)
+        with open(os.path.join(mp, "mine"), "w") as f:
+            f.write("x")
+        st = os.stat(os.path.join(mp, "mine"))
+        print(f"root {top.st_uid}:{top.st_gid}:{stat.S_IMODE(top.st_mode):o} "
+              f"file {st.st_uid}:{st.st_gid}:{stat.S_IMODE(st.st_mode):o}", file=sys.stderr)
+        done = subprocess.run(["fusermount3", "-u", mp], capture_output=True, text=True,
+                              timeout=60, check=False)
+        print(f"fusermount3 -u: {done.returncode} {done.stderr.strip()}", file=sys.stderr)
+
+    try:
+        code, err = run_as(UNPRIVILEGED, "mount", mp, private_fuse=dev, then=check)
+        assert code == 0, err
+        lines = err.splitlines(keepends=True)
+        m = serving_line(mp).fullmatch(lines[0])
+        assert m is not None, err
+        u = UNPRIVILEGED
+        assert lines[1:] == [f"root {u}:{u}:755 file {u}:{u}:644\n", "fusermount3 -u: 0 \n"]
+        wait_gone(int(m.group(1)))  # unmounted: the server exits, its namespace goes
+    finally:
+        os.rmdir(dev)
         remove_mountpoint(mp)
 
 
