@@ -301,3 +301,35 @@ def test_fsck_oracle_sees_damage(tmp_path: Path) -> None:
     img.write_bytes(raw)
     with pytest.raises(AssertionError):
         fsck(img)
+
+
+def test_full_volume_and_full_root(tmp_path: Path) -> None:
+    img = make_image(tmp_path / "s.img", 1440 * 1024)          # a 1.44 MB floppy: FAT12
+    with mounted(img) as k:
+        sv = k.statvfs("/mnt")
+        room = sv.f_bfree * sv.f_bsize
+        fd = k.open("/mnt/big", os.O_CREAT | os.O_WRONLY)
+        assert k.write(fd, b"z" * (room + 5000)) == room        # short at the end
+        with pytest.raises(OSError) as e:
+            k.write(fd, b"more")
+        assert e.value.errno == errno.ENOSPC
+        assert k.statvfs("/mnt").f_bfree == 0
+        with pytest.raises(OSError) as e:
+            k.mkdir("/mnt/nodir")                               # no cluster for it
+        assert e.value.errno == errno.ENOSPC
+        k.close(fd)
+        k.truncate("/mnt/big", 0)
+        assert k.statvfs("/mnt").f_bfree == sv.f_bfree
+        made = 0
+        with pytest.raises(OSError) as e:                       # 224 root entries
+            while True:
+                k.close(k.open(f"/mnt/F{made}", os.O_CREAT | os.O_WRONLY))
+                made += 1
+        assert e.value.errno == errno.ENOSPC and made == 224 - 2     # "big": LFN + 8.3
+        for i in range(0, made, 2):
+            k.unlink(f"/mnt/F{i}")
+        with pytest.raises(OSError) as e:                       # 2 slots: none in a row
+            k.open("/mnt/again", os.O_CREAT | os.O_WRONLY)
+        assert e.value.errno == errno.ENOSPC
+        k.close(k.open("/mnt/AGAIN", os.O_CREAT | os.O_WRONLY))  # 1 slot: a freed one
+    fsck(img)

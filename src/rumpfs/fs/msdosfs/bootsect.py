@@ -18,8 +18,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from rumpfs.errors import errno, raise_errno
-
 __all__ = [
     "FAT12_MAX_CLUSTERS",
     "FAT16_MAX_CLUSTERS",
@@ -184,14 +182,6 @@ def parse_bpb(sector: bytes | bytearray | memoryview, device_bytes: int | None =
         vol_id, label = 0, b"NO NAME    "
     return Geometry(bps, spc, reserved, nfats, root_entries, total, media, fat_sectors,
                     fat_bits, root_cluster, fsinfo, active, vol_id, label, b[state_at])
-
-
-def check_bpb(sector: bytes | bytearray | memoryview, device_bytes: int | None = None) -> Geometry:
-    """:func:`parse_bpb` with EINVAL (as Linux's mount gives) instead of BadVolume."""
-    try:
-        return parse_bpb(sector, device_bytes)
-    except BadVolume:
-        raise_errno(errno.EINVAL)
 
 
 @dataclass(slots=True)

@@ -298,10 +298,6 @@ def remove_entry(dn: Denode, e: Entry) -> None:
         idx.holes.add(off)
 
 
-def entry_at(dn: Denode, offset: int) -> Entry | None:
-    return dir_index(dn).entries.get(offset)
-
-
 def set_dotdot(dn: Denode, cluster: int) -> None:
     """Point the ``..`` entry of directory ``dn`` at ``cluster`` (0 = the root)."""
     d = read_dirent(dn, 32)

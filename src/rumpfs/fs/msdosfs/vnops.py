@@ -41,9 +41,7 @@ from rumpfs.fs.msdosfs.lookup import (
     add_entry,
     dir_index,
     is_empty,
-    read_dirent,
     remove_entry,
-    write_dirent,
 )
 from rumpfs.fs.msdosfs.rename import rename
 from rumpfs.kern.clock import Clock
@@ -335,13 +333,3 @@ class MsdosOps(GenfsOps):
         f = _dn(vp)
         if f.unlinked:
             f.release_all()
-
-    def reread(self, f: Denode) -> None:
-        """Refresh ``f.dirent`` from its directory (tests; after external changes)."""
-        if f.parent is not None and f.offset >= 0:
-            f.dirent = read_dirent(f.parent, f.offset)
-
-    def write_dirent(self, f: Denode) -> None:
-        if f.parent is not None and not f.unlinked:
-            write_dirent(f.parent, f.offset, f.dirent)
-

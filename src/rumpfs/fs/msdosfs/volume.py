@@ -31,7 +31,6 @@ from typing import NoReturn, Protocol
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.msdosfs.bootsect import (
-    FSINFO_FREE_UNKNOWN,
     STATE_DIRTY,
     FsInfo,
     Geometry,
@@ -249,9 +248,3 @@ class Volume:
     def corrupt(why: str) -> NoReturn:
         _LOG.warning("msdosfs: corrupt volume: %s", why)
         raise_errno(errno.EUCLEAN)
-
-    def free_clusters(self) -> int:
-        return self.fat.free
-
-    def fsinfo_free_hint(self) -> int:
-        return self.fsinfo.free if self.fsinfo is not None else FSINFO_FREE_UNKNOWN
