@@ -35,7 +35,6 @@ from rumpfs.fs.msdosfs.direntry import (
     ATTR_DIRECTORY,
     Dirent,
     date_time_to_ns,
-    ns_to_date_time,
 )
 from rumpfs.vfs.vnode import VDIR, VREG, Vnode
 
@@ -57,8 +56,10 @@ _MAX_RUN = 256                       # clusters per direct device request
 def _run(cl: list[int], ci: int, most: int) -> int:
     """How many clusters from index ``ci`` on are consecutive on the volume."""
     first = cl[ci]
-    n = 1
     most = min(most, _MAX_RUN)
+    if cl[ci:ci + most] == list(range(first, first + most)):     # the usual case, in C
+        return most
+    n = 1
     while n < most and cl[ci + n] == first + n:
         n += 1
     return n
@@ -251,7 +252,7 @@ class Denode(Vnode):
         d = self.dirent
         if end > old:
             d.size = end
-        d.mdate, d.mtime, _ = ns_to_date_time(now, self.mount_offset())
+        d.mdate, d.mtime, _ = vol.stamp(now)
         d.attr |= ATTR_ARCHIVE
         self.ctime = self.mtime_ns()
         return n

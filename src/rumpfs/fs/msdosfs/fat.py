@@ -212,9 +212,16 @@ class Fat:
                 n = self._find_free(n if self.valid(n) else 2)
                 assert n, "free count said there was room"
             first = n
-            while len(out) < count and n <= hi and get(n) == 0:
-                out.append(n)
-                n += 1
+            mv = self._mv
+            if mv is not None:
+                mask = self.mask
+                while len(out) < count and n <= hi and not mv[n] & mask:
+                    out.append(n)
+                    n += 1
+            else:
+                while len(out) < count and n <= hi and get(n) == 0:
+                    out.append(n)
+                    n += 1
             if len(out) > n - first and n - first:          # joins the previous run
                 self.set(out[-(n - first) - 1], first)
             self._chain_run(first, n - 1)                   # taken now: scans skip it

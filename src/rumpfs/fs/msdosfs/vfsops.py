@@ -171,14 +171,16 @@ class MsdosMount(Mount):
             return kept
         return self._default_ino(d, e.offset)
 
-    def get_denode(self, d: Denode, e: Entry) -> Denode:
+    def get_denode(self, d: Denode, e: Entry, new: Dirent | None = None) -> Denode:
+        """The denode of entry ``e`` of directory ``d`` (``new``: the entry just
+        written, so it need not be read back)."""
         key = (d.start, e.offset)
         dn = self._cache.get(key)
         if dn is not None:
             self._remember(dn)
             return dn
         vol = self.vol
-        de = read_dirent(d, e.offset)
+        de = read_dirent(d, e.offset) if new is None else new
         if de.name != e.name11:
             vol.corrupt("directory entry changed under its index")
         if de.attr & ATTR_DIRECTORY:

@@ -89,15 +89,14 @@ class MsdosOps(GenfsOps):
         return self.mp.get_denode(d, e)
 
     def _new_dirent(self, attr: int, now: int) -> Dirent:
-        off = self.mp.vol.tz_offset
-        date, time, cs = ns_to_date_time(now, off)
+        date, time, cs = self.mp.vol.stamp(now)
         return Dirent(attr=attr, ctime_cs=cs, ctime=time, cdate=date, adate=date,
                       mtime=time, mdate=date)
 
     def _enter(self, d: Denode, name: str, de: Dirent, now: int) -> Denode:
         e = add_entry(d, name, de, now // 1000, self.mp.winnt)
         self._touch_dir(d, now)
-        return self.mp.get_denode(d, e)
+        return self.mp.get_denode(d, e, de)
 
     def _touch_dir(self, d: Denode, now: int) -> None:
         """A name came or went: the directory's modification time changes
@@ -106,7 +105,7 @@ class MsdosOps(GenfsOps):
         if d.is_root:
             return
         de = d.dirent
-        date, time, _ = ns_to_date_time(now, self.mp.vol.tz_offset)
+        date, time, _ = self.mp.vol.stamp(now)
         if (date, time) != (de.mdate, de.mtime):     # FAT's 2 s: often nothing to write
             de.mdate, de.mtime = date, time
             self.mp.write_back(d)
@@ -259,7 +258,7 @@ class MsdosOps(GenfsOps):
             f.truncate(va.size)
             if not va.mtime_ns:
                 now = self.clock.now_ns()
-                f.dirent.mdate, f.dirent.mtime, _ = ns_to_date_time(now, mp.vol.tz_offset)
+                f.dirent.mdate, f.dirent.mtime, _ = mp.vol.stamp(now)
                 f.dirent.attr |= ATTR_ARCHIVE
         off = mp.vol.tz_offset
         if va.atime_ns is not None and not f.is_root:
@@ -297,7 +296,7 @@ class MsdosOps(GenfsOps):
             raise_errno(errno.EISDIR)
         data = f.read(size, offset)
         if not self.mp.read_only and not f.unlinked:
-            today = ns_to_date_time(self.clock.now_ns(), self.mp.vol.tz_offset)[0]
+            today = self.mp.vol.stamp(self.clock.now_ns())[0]
             if f.dirent.adate != today:
                 f.dirent.adate = today
                 self.mp.write_back(f)

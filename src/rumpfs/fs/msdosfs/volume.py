@@ -38,12 +38,15 @@ from rumpfs.fs.msdosfs.bootsect import (
     parse_fsinfo,
     state_offset,
 )
+from rumpfs.fs.msdosfs.direntry import ns_to_date_time
 from rumpfs.fs.msdosfs.fat import CHUNK, Fat
 from rumpfs.vfs.bio import Buf
 
 __all__ = ["Buf", "BufCache", "RootSector", "Volume"]
 
 _LOG = logging.getLogger("rumpfs.msdosfs")
+_FAT_FIRST = 315_532_800        # 1980-01-01, the first second FAT can hold
+_FAT_LAST = 4_354_819_199       # 2107-12-31 23:59:59
 
 
 class BufCache(Protocol):
@@ -79,6 +82,8 @@ class Volume:
         self.geo = geo
         self.read_only = read_only
         self.tz_offset = 0                          # seconds east of UTC of on-disk times
+        self._stamp_sec = -1                        # stamp(): the last second converted
+        self._stamp_dt = (0, 0)
         self.fat32 = geo.fat_bits == 32
         self.cluster_size = geo.cluster_size
         self._spb = geo.bps // 512                  # 512-byte blocks per sector
@@ -243,6 +248,18 @@ class Volume:
         bp = self.getblk_cluster(cluster)
         bp.data[:] = bytes(self.cluster_size)
         self.bc.bdwrite(bp)
+
+    def stamp(self, ns: int) -> tuple[int, int, int]:
+        """Unix ns -> (FAT date, time, 10 ms units) in this volume's local time;
+        the calendar work is done once per second (calls come in bursts)."""
+        secs, frac = divmod(ns, 1_000_000_000)
+        if secs == self._stamp_sec:
+            date, time = self._stamp_dt
+            return date, time, ((secs + self.tz_offset) & 1) * 100 + frac // 10_000_000
+        out = ns_to_date_time(ns, self.tz_offset)
+        if _FAT_FIRST <= secs + self.tz_offset <= _FAT_LAST:      # not clamped
+            self._stamp_sec, self._stamp_dt = secs, (out[0], out[1])
+        return out
 
     @staticmethod
     def corrupt(why: str) -> NoReturn:
