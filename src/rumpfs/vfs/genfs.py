@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import W_OK, X_OK, Cred, may_access
+from rumpfs.vfs.acl import Acl
 from rumpfs.vfs.namei import lookup_last
 from rumpfs.vfs.vnode import VDIR, Vattr, Vnode
 from rumpfs.vfs.vnode_if import Dirent
@@ -23,10 +24,24 @@ from rumpfs.vfs.vnode_if import Dirent
 if TYPE_CHECKING:
     from rumpfs.vfs.proc import VProc
 
-__all__ = ["RENAME_EXCHANGE", "RENAME_NOREPLACE", "GenfsOps", "may_delete", "rename"]
+__all__ = [
+    "FALLOC_FL_COLLAPSE_RANGE", "FALLOC_FL_INSERT_RANGE", "FALLOC_FL_KEEP_SIZE",
+    "FALLOC_FL_PUNCH_HOLE", "FALLOC_FL_UNSHARE_RANGE", "FALLOC_FL_WRITE_ZEROES",
+    "FALLOC_FL_ZERO_RANGE", "RENAME_EXCHANGE", "RENAME_NOREPLACE", "GenfsOps", "may_delete",
+    "rename",
+]
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+
+# fallocate(2) modes (linux/falloc.h)
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_COLLAPSE_RANGE = 0x08
+FALLOC_FL_ZERO_RANGE = 0x10
+FALLOC_FL_INSERT_RANGE = 0x20
+FALLOC_FL_UNSHARE_RANGE = 0x40
+FALLOC_FL_WRITE_ZEROES = 0x80
 
 
 
@@ -137,6 +152,33 @@ class GenfsOps:
         if name not in values:
             raise_errno(errno.EINVAL)
         return values[name]
+
+    def vop_fallocate(self, vp: Vnode, mode: int, offset: int, length: int) -> None:
+        _unsupported()
+
+    # Extended attributes and ACLs: a file system without them answers as
+    # Linux's VFS does for one without xattr handlers.
+
+    def vop_getxattr(self, vp: Vnode, name: str) -> bytes:
+        _unsupported()
+
+    def vop_setxattr(self, vp: Vnode, name: str, value: bytes, flags: int) -> None:
+        _unsupported()
+
+    def vop_listxattr(self, vp: Vnode) -> list[str]:
+        return []
+
+    def vop_removexattr(self, vp: Vnode, name: str) -> None:
+        _unsupported()
+
+    def vop_getacl(self, vp: Vnode, kind: int) -> Acl | None:
+        return None
+
+    def vop_setacl(self, vp: Vnode, kind: int, acl: Acl | None) -> None:
+        _unsupported()
+
+    def vop_tmpfile(self, dvp: Vnode, va: Vattr) -> Vnode:
+        _unsupported()
 
     def vop_inactive(self, vp: Vnode) -> None:
         pass

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from rumpfs.kern.cred import Cred
+from rumpfs.vfs.acl import Acl
 from rumpfs.vfs.vnode import Vattr, Vnode, VType
 
 __all__ = ["Dirent", "VnodeOps"]
@@ -160,6 +161,53 @@ class VnodeOps(Protocol):
 
     def vop_pathconf(self, vp: Vnode, name: str) -> int:
         """A pathconf value (``PC_*`` names of ``os.pathconf_names``). Errors: EINVAL."""
+        ...
+
+    def vop_fallocate(self, vp: Vnode, mode: int, offset: int, length: int) -> None:
+        """fallocate(2) on regular file ``vp``: ``mode`` is one of the FALLOC_FL_*
+        combinations the system call has checked (``genfs``); the range is valid
+        and within the maximum size. The file system keeps mtime/ctime.
+        Errors: EOPNOTSUPP (a mode it does not do; genfs for all), ENOSPC
+        (nothing allocated), EINVAL (alignment for the range modes)."""
+        ...
+
+    def vop_getxattr(self, vp: Vnode, name: str) -> bytes:
+        """The value of extended attribute ``name`` (full name, ``user.x``); the
+        caller checked the namespace and permissions. ``system.posix_acl_*``
+        never reaches here (see vop_getacl). Errors: ENODATA, EOPNOTSUPP (genfs)."""
+        ...
+
+    def vop_setxattr(self, vp: Vnode, name: str, value: bytes, flags: int) -> None:
+        """Set ``name`` to ``value``: XATTR_CREATE (1) fails with EEXIST if it
+        exists, XATTR_REPLACE (2) with ENODATA if not. Sets ctime.
+        Errors: EEXIST, ENODATA, ENOSPC, E2BIG, EOPNOTSUPP (genfs), host errors."""
+        ...
+
+    def vop_listxattr(self, vp: Vnode) -> list[str]:
+        """Every attribute name, ACL names first (the caller filters trusted.*
+        for unprivileged callers). genfs: none."""
+        ...
+
+    def vop_removexattr(self, vp: Vnode, name: str) -> None:
+        """Remove ``name``; sets ctime. Errors: ENODATA, EOPNOTSUPP (genfs)."""
+        ...
+
+    def vop_getacl(self, vp: Vnode, kind: int) -> Acl | None:
+        """The access (``acl.ACCESS``) or default (``acl.DEFAULT``) ACL, None if
+        none (genfs: always none, so permission checks use the mode alone)."""
+        ...
+
+    def vop_setacl(self, vp: Vnode, kind: int, acl: Acl | None) -> None:
+        """Store (None: drop) an ACL the caller validated; for ACCESS the caller
+        also sets the mode it implies. Sets ctime. A file system keeping ACLs
+        applies ``acl.chmod`` in its vop_setattr of a mode.
+        Errors: EOPNOTSUPP (genfs; symlinks)."""
+        ...
+
+    def vop_tmpfile(self, dvp: Vnode, va: Vattr) -> Vnode:
+        """An unnamed regular file (nlink 0) on ``dvp``'s file system, for
+        O_TMPFILE; it lives while referenced and may get a name by vop_link.
+        Errors: EOPNOTSUPP (genfs), ENOSPC."""
         ...
 
     def vop_inactive(self, vp: Vnode) -> None:

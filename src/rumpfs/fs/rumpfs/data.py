@@ -14,16 +14,30 @@ Costs: a 1-byte write at 2**40 allocates one 1-byte chunk; a random write
 costs O(its size) plus, at worst, zero-filling up to one chunk; sequential
 1 MiB I/O is four slice copies.
 
-Invariants: no chunk lies wholly at or past ``size``; bytes of ``buf`` at or
-past ``size`` do not exist (truncate cuts them); ``pages`` is the number of
-set bits over all masks.
+``falloc`` has a bit per page that fallocate(2) allocated but nothing has
+written yet: tmpfs counts such pages in st_blocks but reports them as holes
+to SEEK_DATA (its unwritten pages are not "uptodate"), and they read as
+zeros. A write turns a falloc page into a data page; KEEP_SIZE may leave
+falloc pages past the end of the file until a truncation below them.
+
+Accounting: every SparseData of a mount charges its pages to the mount's
+:class:`Space`; with a limit, a write that would need more pages than are
+free stops at the first page that does not fit (a short write, ENOSPC if
+nothing fits) and fallocate allocates all or nothing, as tmpfs does.
+
+Invariants: no chunk holds data (``mask`` bits) at or past ``size``; only
+``falloc`` bits may lie there; bytes of ``buf`` at or past ``size`` do not
+exist (truncate cuts them) and bytes of ``buf`` outside ``mask`` pages are
+zero; ``mask & falloc == 0``; ``pages`` is the number of set bits over all
+masks and falloc masks, and the sum of ``pages`` over a mount's files is its
+``Space.used``.
 """
 
 from __future__ import annotations
 
 from rumpfs.errors import errno, raise_errno
 
-__all__ = ["CHUNK", "PAGE", "SparseData"]
+__all__ = ["CHUNK", "PAGE", "Space", "SparseData"]
 
 PAGE_SHIFT = 12
 PAGE = 1 << PAGE_SHIFT
@@ -35,26 +49,51 @@ _PAGES_PER_CHUNK = CHUNK >> PAGE_SHIFT
 _FULL = (1 << _PAGES_PER_CHUNK) - 1
 
 
+class Space:
+    """A mount's page budget: pages in use, and the most it may use (None: no limit)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def free(self) -> int:
+        return (1 << 62) if self.limit is None else max(self.limit - self.used, 0)
+
+
 class Chunk:
-    """Bytes [start, start+len(buf)) of one 256 KiB span, and its written pages."""
+    """Bytes [start, start+len(buf)) of one 256 KiB span, its written pages and
+    its fallocated-but-unwritten pages."""
 
-    __slots__ = ("buf", "mask", "start")
+    __slots__ = ("buf", "falloc", "mask", "start")
 
-    def __init__(self, start: int, buf: bytearray, mask: int) -> None:
+    def __init__(self, start: int, buf: bytearray, mask: int, falloc: int = 0) -> None:
         self.start = start
         self.buf = buf
         self.mask = mask
+        self.falloc = falloc
+
+
+def _bits(first: int, last: int) -> int:
+    """Bits first..last (inclusive) of a chunk's page mask."""
+    return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
 
 
 class SparseData:
     """The bytes of one regular file."""
 
-    __slots__ = ("chunks", "pages", "size")
+    __slots__ = ("chunks", "pages", "size", "space")
 
-    def __init__(self) -> None:
+    def __init__(self, space: Space | None = None) -> None:
         self.chunks: dict[int, Chunk] = {}
         self.size = 0
         self.pages = 0
+        self.space = space if space is not None else Space()
+
+    def _charge(self, n: int) -> None:
+        self.pages += n
+        self.space.used += n
 
     # -- reading --------------------------------------------------------------
 
@@ -111,8 +150,16 @@ class SparseData:
     # -- writing --------------------------------------------------------------
 
     def write(self, data: bytes | memoryview, offset: int) -> int:
-        """Write all of ``data`` at ``offset``; returns the new end offset."""
+        """Write ``data`` at ``offset``; returns the offset after the last byte
+        written: all of it unless the mount's space runs out (ENOSPC if none fits)."""
         n = len(data)
+        if self.space.limit is not None and n:
+            fit = self._fit(offset, n)
+            if fit < n:
+                if fit <= 0:
+                    raise_errno(errno.ENOSPC)
+                data = data[:fit]
+                n = fit
         end = offset + n
         index = offset >> CHUNK_SHIFT
         co = offset & CHUNK_MASK
@@ -144,7 +191,7 @@ class SparseData:
                 buf = bytearray(co - start)
                 buf += piece
             self.chunks[index] = Chunk(start, buf, bits)
-            self.pages += bits.bit_count()
+            self._charge(bits.bit_count())
             return
         buf = c.buf
         if co < c.start:                          # grow at the front
@@ -158,33 +205,141 @@ class SparseData:
         old = c.mask
         if old | bits != old:
             c.mask = old | bits
-            self.pages += (old | bits).bit_count() - old.bit_count()
+            new = bits & ~old
+            fal = c.falloc
+            if fal & new:                         # fallocated pages become data
+                c.falloc = fal & ~new
+                new &= ~fal
+            if new:
+                self._charge(new.bit_count())
+
+    def _new_pages(self, offset: int, n: int) -> list[tuple[int, int]]:
+        """(page, chunk bits) per chunk for pages that bytes [offset, offset+n)
+        touch and that are not allocated yet, in file order."""
+        out: list[tuple[int, int]] = []
+        first = offset >> PAGE_SHIFT
+        last = (offset + n - 1) >> PAGE_SHIFT
+        per = _PAGES_PER_CHUNK
+        page = first
+        while page <= last:
+            index = page // per
+            hi = min(last, index * per + per - 1)
+            bits = _bits(page - index * per, hi - index * per)
+            c = self.chunks.get(index)
+            if c is not None:
+                bits &= ~(c.mask | c.falloc)
+            if bits:
+                out.append((index * per, bits))
+            page = hi + 1
+        return out
+
+    def _fit(self, offset: int, n: int) -> int:
+        """How many of ``n`` bytes at ``offset`` fit in the free space: pages are
+        allocated in order, and the write stops before the first that does not fit."""
+        free = self.space.free()
+        first = offset >> PAGE_SHIFT
+        if ((offset + n - 1) >> PAGE_SHIFT) - first + 1 <= free:
+            return n
+        for base, bits in self._new_pages(offset, n):
+            k = bits.bit_count()
+            if k > free:
+                while free:                       # skip the pages that still fit
+                    bits &= bits - 1
+                    free -= 1
+                page = base + (bits & -bits).bit_length() - 1
+                return min(n, (page << PAGE_SHIFT) - offset)
+            free -= k
+        return n
 
     # -- size -----------------------------------------------------------------
 
     def truncate(self, size: int) -> None:
+        """Set the size; shrinking frees every page past the new end (fallocated
+        ones included), growing allocates nothing."""
         if size < self.size:
             chunks = self.chunks
             last = (size - 1) >> CHUNK_SHIFT if size else -1
+            freed = 0
             for index in [i for i in chunks if i > last]:
-                self.pages -= chunks.pop(index).mask.bit_count()
+                gone = chunks.pop(index)
+                freed += (gone.mask | gone.falloc).bit_count()
             c = chunks.get(last)
             if c is not None:
                 co = size & CHUNK_MASK or CHUNK        # bytes of this chunk to keep
-                keep_pages = (co + PAGE_MASK) >> PAGE_SHIFT
-                mask = c.mask & ((1 << keep_pages) - 1)
-                self.pages -= c.mask.bit_count() - mask.bit_count()
-                c.mask = mask
-                if co <= c.start or not mask:
+                keep = (1 << ((co + PAGE_MASK) >> PAGE_SHIFT)) - 1
+                mask, fal = c.mask & keep, c.falloc & keep
+                freed += (c.mask | c.falloc).bit_count() - (mask | fal).bit_count()
+                c.mask, c.falloc = mask, fal
+                if not mask | fal:
                     del chunks[last]
                 elif co - c.start < len(c.buf):
-                    del c.buf[co - c.start:]
+                    del c.buf[max(co - c.start, 0):]
+            self._charge(-freed)
         self.size = size
 
     def clear(self) -> None:
+        self._charge(-self.pages)
         self.chunks.clear()
         self.size = 0
-        self.pages = 0
+
+    # -- fallocate --------------------------------------------------------------
+
+    def allocate(self, offset: int, length: int, keep_size: bool) -> None:
+        """fallocate(2) mode 0 / KEEP_SIZE: allocate the pages of the range (all
+        or nothing: ENOSPC leaves the file as it was); without ``keep_size`` the
+        file grows to cover it."""
+        new = self._new_pages(offset, length)
+        count = sum(bits.bit_count() for _, bits in new)
+        if count > self.space.free():
+            raise_errno(errno.ENOSPC)
+        per = _PAGES_PER_CHUNK
+        for base, bits in new:
+            index = base // per
+            c = self.chunks.get(index)
+            if c is None:
+                start = ((bits & -bits).bit_length() - 1) << PAGE_SHIFT
+                self.chunks[index] = Chunk(start, bytearray(), 0, bits)
+            else:
+                c.falloc |= bits
+        self._charge(count)
+        if not keep_size and offset + length > self.size:
+            self.size = offset + length
+
+    def punch(self, offset: int, length: int) -> None:
+        """PUNCH_HOLE|KEEP_SIZE: zero the range; pages wholly inside it are freed,
+        partial pages at its ends stay allocated (as tmpfs's truncate_range)."""
+        end = offset + length
+        first_full = (offset + PAGE_MASK) >> PAGE_SHIFT
+        last_full = (end >> PAGE_SHIFT) - 1
+        freed = 0
+        for index in [i for i in self.chunks
+                      if i << CHUNK_SHIFT < end and (i + 1) << CHUNK_SHIFT > offset]:
+            c = self.chunks[index]
+            base = index << CHUNK_SHIFT
+            lo = max(offset - base, 0)                 # chunk-relative byte range
+            hi = min(end - base, CHUNK)
+            buf = c.buf
+            a, b = max(lo - c.start, 0), min(hi - c.start, len(buf))
+            if a < b:
+                buf[a:b] = bytes(b - a)
+            p0 = max(first_full - index * _PAGES_PER_CHUNK, 0)
+            p1 = min(last_full - index * _PAGES_PER_CHUNK, _PAGES_PER_CHUNK - 1)
+            if p0 <= p1:
+                bits = _bits(p0, p1)
+                gone = (c.mask | c.falloc) & bits
+                if gone:
+                    freed += gone.bit_count()
+                    c.mask &= ~bits
+                    c.falloc &= ~bits
+            if not c.mask | c.falloc:
+                del self.chunks[index]
+            elif not c.mask:
+                c.buf = bytearray()                     # only unwritten pages left
+            else:
+                keep = (c.mask.bit_length() << PAGE_SHIFT) - c.start
+                if keep < len(buf):
+                    del buf[keep:]
+        self._charge(-freed)
 
     # -- holes ----------------------------------------------------------------
 
@@ -214,7 +369,7 @@ class SparseData:
                 rest = c.mask >> bit
                 if rest:
                     return page + ((rest & -rest).bit_length() - 1)
-            later = [i for i in chunks if i > index]
+            later = [i for i, c in chunks.items() if i > index and c.mask]
             if not later:
                 return None
             nxt = min(later)

@@ -21,7 +21,8 @@ import os
 from typing import TYPE_CHECKING
 
 from rumpfs.errors import errno, raise_errno
-from rumpfs.fs.rumpfs.data import SparseData
+from rumpfs.fs.rumpfs.data import Space, SparseData
+from rumpfs.vfs.acl import Acl
 from rumpfs.vfs.mount import Mount
 from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vattr, Vnode, VType
 
@@ -40,13 +41,19 @@ _COMPACT_MIN = 64
 
 class RumpfsData:
     """A rumpfs mount's private state (its ``Mount.data``): the vnode-op vector
-    its nodes share and the next inode number to hand out."""
+    its nodes share, the next inode number to hand out, and the accounting
+    statvfs reports: ``space`` (pages of file data, with the ``size=``
+    limit) and ``inodes`` (nodes alive, with the ``nr_inodes=`` limit)."""
 
-    __slots__ = ("next_ino", "vnops")
+    __slots__ = ("inode_limit", "inodes", "next_ino", "space", "vnops")
 
-    def __init__(self, vnops: RumpfsOps, next_ino: int) -> None:
+    def __init__(self, vnops: RumpfsOps, next_ino: int, space: Space | None = None,
+                 inode_limit: int | None = None) -> None:
         self.vnops = vnops
         self.next_ino = next_ino
+        self.space = space if space is not None else Space()
+        self.inodes = 1                         # the root
+        self.inode_limit = inode_limit
 
 
 def rumpfs_data(mp: Mount) -> RumpfsData:
@@ -60,7 +67,10 @@ def rumpfs_data(mp: Mount) -> RumpfsData:
 class RumpNode(Vnode):
     """Attributes common to every rumpfs node."""
 
-    __slots__ = ("atime", "ctime", "gid", "ino", "mode", "mtime", "nlink", "rdev", "uid")
+    __slots__ = (
+        "acl", "atime", "ctime", "dacl", "gid", "ino", "mode", "mtime", "nlink", "rdev", "uid",
+        "xattrs",
+    )
 
     def __init__(self, vtype: VType, ops: RumpfsOps, mount: Mount, va: Vattr,
                  ino: int, now: int) -> None:
@@ -72,6 +82,9 @@ class RumpNode(Vnode):
         self.nlink = 1
         self.rdev = va.rdev
         self.atime = self.mtime = self.ctime = now
+        self.xattrs: dict[str, bytes] | None = None    # user.*, trusted.*, security.*
+        self.acl: Acl | None = None                     # system.posix_acl_access
+        self.dacl: Acl | None = None                    # system.posix_acl_default (dirs)
 
     def size(self) -> int:
         return 0
@@ -111,7 +124,7 @@ class RumpReg(RumpNode):
     def __init__(self, ops: RumpfsOps, mount: Mount, va: Vattr, ino: int,
                  now: int) -> None:
         super().__init__(VREG, ops, mount, va, ino, now)
-        self.data = SparseData()
+        self.data = SparseData(rumpfs_data(mount).space)
 
     def stat(self) -> os.stat_result:
         data = self.data

@@ -1,12 +1,25 @@
 """rumpfs vfs operations: a fresh in-memory instance per mount.
 
 Allowed imports: ``rumpfs.vfs``, ``rumpfs.kern``, ``rumpfs.errors``.
+
+Mount options (``MountArgs.options``), as tmpfs names them: ``size`` (bytes,
+an int or a string with a k/m/g/t suffix; rounded up to whole pages; 0 = no
+limit), ``nr_inodes`` (0 = no limit), ``mode``/``uid``/``gid`` of the root.
+Unknown options are EINVAL, as tmpfs refuses them.
+
+Accounting (``RumpfsData``): ``space`` counts the 4 KiB pages regular files
+hold (written or fallocated, see ``data``), ``inodes`` the nodes alive
+(named or still referenced); statvfs reports both against the limits or,
+without one, against a nominal capacity.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
+from rumpfs.errors import errno, raise_errno
+from rumpfs.fs.rumpfs.data import PAGE, Space
 from rumpfs.fs.rumpfs.node import RumpDir, RumpfsData, rumpfs_data
 from rumpfs.fs.rumpfs.vnops import RumpfsOps
 from rumpfs.vfs.mount import Mount, MountArgs, Vfs
@@ -17,6 +30,18 @@ __all__ = ["ROOT_INO", "RumpfsVfsOps", "rumpfs_mount"]
 ROOT_INO = 2
 _CAPACITY_BLOCKS = 1 << 28        # nominal 1 TiB of 4 KiB blocks: memory is the real limit
 _CAPACITY_FILES = 1 << 32
+_SIZE = re.compile(r"(\d+)([kmgtpe]?)", re.IGNORECASE)
+_OPTIONS = frozenset({"size", "nr_inodes", "mode", "uid", "gid"})
+
+
+def _number(value: object, suffixes: bool) -> int:
+    """An option's value: an int, or digits with an optional k/m/g/t/p/e suffix."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    m = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    if m is None or (m.group(2) and not suffixes):
+        raise_errno(errno.EINVAL)
+    return int(m.group(1)) << (10 * "_kmgtpe".index(m.group(2).lower() or "_"))
 
 
 class RumpfsVfsOps:
@@ -28,11 +53,14 @@ class RumpfsVfsOps:
         return root
 
     def vfs_statvfs(self, mp: Mount) -> os.statvfs_result:
-        files = rumpfs_data(mp).next_ino - ROOT_INO
-        return os.statvfs_result((
-            4096, 4096, _CAPACITY_BLOCKS, _CAPACITY_BLOCKS, _CAPACITY_BLOCKS,
-            _CAPACITY_FILES, _CAPACITY_FILES - files, _CAPACITY_FILES - files, 0, NAME_MAX,
-        ))
+        data = rumpfs_data(mp)
+        space = data.space
+        blocks = space.limit if space.limit is not None else _CAPACITY_BLOCKS
+        bfree = max(blocks - space.used, 0)
+        files = data.inode_limit if data.inode_limit is not None else _CAPACITY_FILES
+        ffree = max(files - data.inodes, 0)
+        return os.statvfs_result((PAGE, PAGE, blocks, bfree, bfree, files, ffree, ffree, 0,
+                                  NAME_MAX))
 
     def vfs_unmount(self, mp: Mount) -> None:
         """Nothing to flush: the nodes go with their last Python reference."""
@@ -44,8 +72,22 @@ class RumpfsVfsOps:
 def rumpfs_mount(vfs: Vfs, dev: int, args: MountArgs) -> Mount:
     """The ``rumpfs`` fs-type factory: a mount whose ``data`` is a
     :class:`~rumpfs.fs.rumpfs.node.RumpfsData`, and its root directory."""
+    opts = dict(args.options or {})
+    opts.pop("bufcache", None)                  # the VFS's own option
+    if not opts.keys() <= _OPTIONS:
+        raise_errno(errno.EINVAL)
+    size = _number(opts.get("size", 0), True)
+    nr_inodes = _number(opts.get("nr_inodes", 0), True)
+    mode = opts.get("mode", 0o755)
+    if isinstance(mode, str):
+        if not re.fullmatch(r"[0-7]{1,4}", mode):
+            raise_errno(errno.EINVAL)
+        mode = int(mode, 8)
+    va = Vattr(VDIR, _number(mode, False) & 0o7777, _number(opts.get("uid", 0), False),
+               _number(opts.get("gid", 0), False))
     mp = Mount("rumpfs", RumpfsVfsOps(), dev, args.read_only)
     vnops = RumpfsOps(vfs.clock)
-    mp.data = RumpfsData(vnops, ROOT_INO + 1)
-    mp.root = RumpDir(vnops, mp, Vattr(VDIR, 0o755, 0, 0), ROOT_INO, vfs.clock.now_ns(), None)
+    mp.data = RumpfsData(vnops, ROOT_INO + 1, Space((size + PAGE - 1) // PAGE if size else None),
+                         nr_inodes or None)
+    mp.root = RumpDir(vnops, mp, va, ROOT_INO, vfs.clock.now_ns(), None)
     return mp

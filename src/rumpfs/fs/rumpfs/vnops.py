@@ -21,14 +21,18 @@ from rumpfs.fs.rumpfs.node import RumpDir, RumpLink, RumpNode, RumpReg, rumpfs_d
 from rumpfs.fs.rumpfs.rename import exchange, rename
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred, may_access
-from rumpfs.vfs.genfs import GenfsOps
-from rumpfs.vfs.vnode import VDIR, VFIFO, VREG, Vattr, Vnode
+from rumpfs.vfs import acl as posix_acl
+from rumpfs.vfs.acl import Acl
+from rumpfs.vfs.genfs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, GenfsOps
+from rumpfs.vfs.vnode import VDIR, VFIFO, VLNK, VREG, Vattr, Vnode
 from rumpfs.vfs.vnode_if import Dirent
 
 __all__ = ["RumpfsOps"]
 
 _DAY_NS = 86_400 * 1_000_000_000
 _MAX_FILE = (1 << 63) - 1
+XATTR_CREATE = 1
+XATTR_REPLACE = 2
 
 
 class RumpfsOps(GenfsOps):
@@ -39,7 +43,11 @@ class RumpfsOps(GenfsOps):
 
     @staticmethod
     def _new_ino(dvp: RumpDir) -> int:
+        """A fresh inode number; ENOSPC when the mount's nr_inodes are all in use."""
         data = rumpfs_data(dvp.mount)
+        if data.inode_limit is not None and data.inodes >= data.inode_limit:
+            raise_errno(errno.ENOSPC)
+        data.inodes += 1
         ino = data.next_ino
         data.next_ino = ino + 1
         return ino
@@ -130,6 +138,8 @@ class RumpfsOps(GenfsOps):
         d.detach(name)
         node.nlink = 0
         node.ctime = d.mtime = d.ctime = now
+        if node.usecount == 0:
+            self.vop_inactive(node)
 
     def vop_rename(
         self, fdvp: Vnode, fname: str, fvp: Vnode, tdvp: Vnode, tname: str, tvp: Vnode | None
@@ -185,6 +195,9 @@ class RumpfsOps(GenfsOps):
 
     def vop_access(self, vp: Vnode, want: int, cred: Cred) -> bool:
         node: RumpNode = vp  # type: ignore[assignment]
+        if node.acl is not None:
+            return posix_acl.may_access(cred, node.mode, node.uid, node.gid, want, node.acl,
+                                        is_dir=node.type is VDIR)
         return may_access(cred, node.mode, node.uid, node.gid, want,
                           is_dir=node.type is VDIR)
 
@@ -204,6 +217,8 @@ class RumpfsOps(GenfsOps):
             data.truncate(va.size)
         if va.mode is not None:
             node.mode = node.type.ifmt | (va.mode & 0o7777)
+            if node.acl is not None:                # Linux's posix_acl_chmod
+                node.acl = posix_acl.chmod(node.acl, va.mode)
         if va.uid is not None:
             node.uid = va.uid
         if va.gid is not None:
@@ -241,9 +256,21 @@ class RumpfsOps(GenfsOps):
         n = len(data)
         if offset + n > _MAX_FILE:
             raise_errno(errno.EFBIG)
-        end = sparse.write(data, offset)
+        end = sparse.write(data, offset)        # short only when the mount is full
         node.mtime = node.ctime = self.clock.now_ns()
-        return n, end
+        return end - offset, end
+
+    def vop_fallocate(self, vp: Vnode, mode: int, offset: int, length: int) -> None:
+        # tmpfs's set: allocate (mode 0, KEEP_SIZE) and PUNCH_HOLE|KEEP_SIZE.
+        node: RumpNode = vp  # type: ignore[assignment]
+        if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE) or node.type is not VREG:
+            raise_errno(errno.EOPNOTSUPP)
+        sparse = cast(RumpReg, node).data
+        if mode & FALLOC_FL_PUNCH_HOLE:
+            sparse.punch(offset, length)
+        else:
+            sparse.allocate(offset, length, bool(mode & FALLOC_FL_KEEP_SIZE))
+        node.mtime = node.ctime = self.clock.now_ns()
 
     def vop_seekhole(self, vp: Vnode, offset: int, data: bool) -> int:
         node: RumpNode = vp  # type: ignore[assignment]
@@ -251,7 +278,73 @@ class RumpfsOps(GenfsOps):
             return super().vop_seekhole(vp, offset, data)
         return cast(RumpReg, node).data.seek_data(offset, data)
 
+    # -- extended attributes (user.*, trusted.*, security.*) and ACLs ------------
+
+    def vop_getxattr(self, vp: Vnode, name: str) -> bytes:
+        xattrs = cast(RumpNode, vp).xattrs
+        value = xattrs.get(name) if xattrs else None
+        if value is None:
+            raise_errno(errno.ENODATA)
+        return value
+
+    def vop_setxattr(self, vp: Vnode, name: str, value: bytes, flags: int) -> None:
+        node = cast(RumpNode, vp)
+        xattrs = node.xattrs
+        exists = xattrs is not None and name in xattrs
+        if flags & XATTR_CREATE and exists:
+            raise_errno(errno.EEXIST)
+        if flags & XATTR_REPLACE and not exists:
+            raise_errno(errno.ENODATA)
+        if xattrs is None:
+            xattrs = node.xattrs = {}
+        xattrs[name] = bytes(value)
+        node.ctime = self.clock.now_ns()
+
+    def vop_listxattr(self, vp: Vnode) -> list[str]:
+        node = cast(RumpNode, vp)
+        names = []
+        if node.acl is not None:
+            names.append(posix_acl.XATTR_ACCESS)
+        if node.dacl is not None:
+            names.append(posix_acl.XATTR_DEFAULT)
+        if node.xattrs:
+            names.extend(node.xattrs)
+        return names
+
+    def vop_removexattr(self, vp: Vnode, name: str) -> None:
+        node = cast(RumpNode, vp)
+        if not node.xattrs or name not in node.xattrs:
+            raise_errno(errno.ENODATA)
+        del node.xattrs[name]
+        node.ctime = self.clock.now_ns()
+
+    def vop_getacl(self, vp: Vnode, kind: int) -> Acl | None:
+        node = cast(RumpNode, vp)
+        return node.acl if kind == posix_acl.ACCESS else node.dacl
+
+    def vop_setacl(self, vp: Vnode, kind: int, acl: Acl | None) -> None:
+        node = cast(RumpNode, vp)
+        if node.type is VLNK:
+            raise_errno(errno.EOPNOTSUPP)
+        if kind == posix_acl.ACCESS:
+            node.acl = acl
+        else:
+            node.dacl = acl
+        node.ctime = self.clock.now_ns()
+
+    def vop_tmpfile(self, dvp: Vnode, va: Vattr) -> Vnode:
+        d: RumpDir = dvp  # type: ignore[assignment]
+        node = RumpReg(self, d.mount, va, self._new_ino(d), self.clock.now_ns())
+        node.nlink = 0                  # unnamed until linked (O_TMPFILE)
+        return node
+
     def vop_inactive(self, vp: Vnode) -> None:
+        # The last name and the last reference are gone: free the node's data
+        # and its inode. Runs once per such node: a node with no name and no
+        # reference cannot be reached again.
         node: RumpNode = vp  # type: ignore[assignment]
-        if node.nlink == 0 and isinstance(node, RumpReg):
-            node.data.clear()
+        if node.nlink == 0:
+            rumpfs_data(node.mount).inodes -= 1
+            if isinstance(node, RumpReg):
+                node.data.clear()
+            node.xattrs = node.acl = node.dacl = None
