@@ -38,7 +38,15 @@ from rumpfs.kern.lock import KernelLock
 from rumpfs.kern.proc import Proc
 from rumpfs.rumpuser import Hypervisor
 from rumpfs.rumpuser.posix import PosixHost
-from rumpfs.vfs import sys_generic, sys_mount, vfs_syscalls
+from rumpfs.vfs import (
+    sys_copy,
+    sys_falloc,
+    sys_generic,
+    sys_mount,
+    sys_pipe,
+    sys_xattr,
+    vfs_syscalls,
+)
 from rumpfs.vfs.mount import MountArgs, Vfs
 from rumpfs.vfs.namei import namei
 from rumpfs.vfs.proc import StrOrBytesPath, VProc
@@ -449,6 +457,105 @@ class Process:
         """``os.getcwdb``."""
         return os.fsencode(self.getcwd())
 
+    # -- extended attributes (vfs.sys_xattr) ----------------------------------
+
+    def getxattr(self, path: StrOrBytesPath | int, attribute: StrOrBytesPath, *,
+                 follow_symlinks: bool = True) -> bytes:
+        """``os.getxattr``: the value of extended attribute ``attribute``."""
+        with self._lock:
+            return sys_xattr.sys_getxattr(self._p, path, attribute, follow_symlinks)
+
+    def setxattr(self, path: StrOrBytesPath | int, attribute: StrOrBytesPath, value: Buffer,
+                 flags: int = 0, *, follow_symlinks: bool = True) -> None:
+        """``os.setxattr``: set ``attribute`` (flags XATTR_CREATE/XATTR_REPLACE)."""
+        data = bytes(value)
+        with self._lock:
+            sys_xattr.sys_setxattr(self._p, path, attribute, data, flags, follow_symlinks)
+
+    def listxattr(self, path: StrOrBytesPath | int | None = None, *,
+                  follow_symlinks: bool = True) -> list[str]:
+        """``os.listxattr``: the attribute names of ``path`` (the cwd if None)."""
+        with self._lock:
+            return sys_xattr.sys_listxattr(self._p, path, follow_symlinks)
+
+    def removexattr(self, path: StrOrBytesPath | int, attribute: StrOrBytesPath, *,
+                    follow_symlinks: bool = True) -> None:
+        """``os.removexattr``: remove extended attribute ``attribute``."""
+        with self._lock:
+            sys_xattr.sys_removexattr(self._p, path, attribute, follow_symlinks)
+
+    # -- space, pipes, copies (vfs.sys_falloc, sys_pipe, sys_copy) -------------
+
+    def posix_fallocate(self, fd: int, offset: int, len: int) -> None:
+        """``os.posix_fallocate``: make sure ``offset..offset+len`` is allocated."""
+        with self._lock:
+            sys_falloc.sys_posix_fallocate(self._p, fd, offset, len)
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        """Linux's fallocate(2), which ``os`` lacks: ``mode`` is 0 or FALLOC_FL_*
+        bits (``rumpfs.vfs.genfs``); rumpfs does what tmpfs does."""
+        with self._lock:
+            sys_falloc.sys_fallocate(self._p, fd, mode, offset, length)
+
+    def pipe(self) -> tuple[int, int]:
+        """``os.pipe``: (read end, write end) of a new pipe."""
+        with self._lock:
+            return sys_pipe.sys_pipe(self._p)
+
+    def pipe2(self, flags: int, /) -> tuple[int, int]:
+        """``os.pipe2``: a pipe with O_NONBLOCK (and O_CLOEXEC, which changes nothing here)."""
+        with self._lock:
+            return sys_pipe.sys_pipe(self._p, flags)
+
+    def mkfifo(self, path: StrOrBytesPath, mode: int = 0o666, *,
+               dir_fd: int | None = None) -> None:
+        """``os.mkfifo``: make a FIFO node."""
+        with self._lock:
+            sys_pipe.sys_mkfifo(self._p, path, mode, dir_fd)
+
+    def dup2(self, fd: int, fd2: int, inheritable: bool = True) -> int:
+        """``os.dup2``: make ``fd2`` refer to ``fd``'s open file."""
+        with self._lock:
+            return sys_pipe.sys_dup2(self._p, fd, fd2, inheritable)
+
+    def sendfile(self, out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        """``os.sendfile`` between two of this process's descriptors."""
+        with self._lock:
+            return sys_copy.sys_sendfile(self._p, out_fd, in_fd, offset, count)
+
+    def copy_file_range(self, src: int, dst: int, count: int, offset_src: int | None = None,
+                        offset_dst: int | None = None) -> int:
+        """``os.copy_file_range`` between two of this process's descriptors."""
+        with self._lock:
+            return sys_copy.sys_copy_file_range(self._p, src, dst, count, offset_src,
+                                                offset_dst)
+
+    def removedirs(self, name: StrOrBytesPath) -> None:
+        """``os.removedirs``: rmdir ``name``, then its parents while they are empty."""
+        self.rmdir(name)
+        head, tail = os.path.split(os.fspath(name))
+        if not tail:
+            head, tail = os.path.split(head)
+        while head and tail:
+            try:
+                self.rmdir(head)
+            except OSError:
+                break
+            head, tail = os.path.split(head)
+
+    def renames(self, old: StrOrBytesPath, new: StrOrBytesPath) -> None:
+        """``os.renames``: rename, making the new parents and pruning the old ones."""
+        head, tail = os.path.split(os.fsdecode(os.fspath(new)))
+        if head and tail and not self._exists(head):
+            self.makedirs(head)
+        self.rename(old, new)
+        head, tail = os.path.split(os.fsdecode(os.fspath(old)))
+        if head and tail:
+            try:
+                self.removedirs(head)
+            except OSError:
+                pass
+
     # -- files and paths ----------------------------------------------------
 
     def open_file(self, path: StrOrBytesPath, mode: str = "r", buffering: int = -1,
@@ -493,7 +600,7 @@ class Kernel(Process):
         self.clock = Clock(self.hypervisor)
         self.devsw = DevSwitch()
         self.devsw.register(CHAR, MEM_MAJOR, MemDriver())
-        self.vfs: Vfs = Vfs(self.clock, self.devsw)
+        self.vfs: Vfs = Vfs(self.clock, self.devsw, self._lock)
         self.vfs.protected_hardlinks = protected_hardlinks
         self.vfs.register_fstype("rumpfs", rumpfs_mount)
         self.vfs.register_fstype("ext2", ext2fs_mount)

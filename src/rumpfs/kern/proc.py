@@ -56,6 +56,19 @@ class FdTable(Generic[F]):
             raise_errno(errno.EBADF)
         return fp
 
+    def install(self, fd: int, fp: F) -> F | None:
+        """Put ``fp`` at descriptor ``fd`` (dup2); returns what was there, if anything."""
+        if fd >= FD_MAX:
+            raise_errno(errno.EBADF)
+        slots = self._slots
+        if fd >= len(slots):
+            for hole in range(len(slots), fd):
+                heapq.heappush(self._free, hole)
+            slots.extend([None] * (fd + 1 - len(slots)))
+        old = slots[fd]
+        slots[fd] = fp
+        return old
+
     def remove(self, fd: int) -> F:
         fp = self.get(fd)
         self._slots[fd] = None

@@ -1,6 +1,6 @@
 """POSIX ACLs: Linux's posix_acl xattr format, access evaluation, chmod and inheritance.
 
-Allowed imports: ``rumpfs.kern``, ``rumpfs.errors``.
+Allowed imports: ``rumpfs.kern``, ``rumpfs.errors``, ``rumpfs.vfs.vnode``.
 
 An :class:`Acl` is an immutable, sorted tuple of ``(tag, perm, id)`` entries,
 as Linux keeps ``struct posix_acl``: USER_OBJ, then USER entries by uid,
@@ -27,6 +27,7 @@ import struct
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import X_OK, Cred
+from rumpfs.vfs.vnode import VDIR, Vnode
 
 __all__ = [
     "ACCESS",
@@ -250,3 +251,26 @@ def strip_setgid(mode: int, cred: Cred, gid: int) -> int:
     if cred.uid != 0 and not cred.in_group(gid):
         return mode & ~st.S_ISGID
     return mode
+
+
+# -- at create time (Linux's posix_acl_create) ------------------------------------
+
+def create_mode(dvp: Vnode, mode: int, umask: int) -> tuple[int, Acl | None, Acl | None]:
+    """A new node's permission bits under directory ``dvp``, and the ACLs it
+    gets: (mode, access ACL or None, default ACL or None). Without a default
+    ACL on ``dvp`` the umask applies; with one, the umask does not, and the
+    default ACL masks the mode instead (a directory also inherits it)."""
+    dacl = dvp.ops.vop_getacl(dvp, DEFAULT)
+    if dacl is None:
+        return mode & ~umask, None, None
+    acl, mode, extended = create_masq(dacl, mode)
+    return mode, acl if extended else None, dacl
+
+
+def inherit(vp: Vnode, access: Acl | None, default: Acl | None) -> None:
+    """Give a node just made the ACLs ``create_mode`` chose (a default ACL only
+    to a directory)."""
+    if access is not None:
+        vp.ops.vop_setacl(vp, ACCESS, access)
+    if default is not None and vp.type is VDIR:
+        vp.ops.vop_setacl(vp, DEFAULT, default)

@@ -14,6 +14,7 @@ Locking: everything here is guarded by the kernel lock.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +22,7 @@ from typing import Protocol
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.devsw import DevSwitch
+from rumpfs.kern.pipe import Pipe
 from rumpfs.vfs.bio import BlockDev, BufCache
 from rumpfs.vfs.vnode import VBLK, Vnode
 
@@ -97,9 +99,14 @@ FsType = Callable[["Vfs", int, MountArgs], Mount]
 class Vfs:
     """The file-system state of one kernel."""
 
-    def __init__(self, clock: Clock, devsw: DevSwitch) -> None:
+    def __init__(self, clock: Clock, devsw: DevSwitch,
+                 lock: threading.Lock | None = None) -> None:
         self.clock = clock
         self.devsw = devsw
+        # The kernel lock, for the few waits that release it (pipes, FIFO opens).
+        self.lock = lock if lock is not None else threading.Lock()
+        self.fifos: dict[Vnode, Pipe] = {}      # FIFO nodes open somewhere -> their pipe
+        self.pipefs: Mount | None = None        # anonymous pipes' hidden mount (vfs.fifo)
         self.fstypes: dict[str, FsType] = {}
         self.mounts: list[Mount] = []
         self._next_dev = 0

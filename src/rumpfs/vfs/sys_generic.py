@@ -75,11 +75,11 @@ def sys_pread(p: VProc, fd: int, size: int, offset: int) -> bytes:
     fp = getfile(p, fd)
     if not fp.readable:
         raise_errno(errno.EBADF)
+    vp = fp.vp
+    if vp.type is VFIFO:                # FIFOs and pipes: their driver is the pipe
+        raise_errno(errno.ESPIPE)
     if fp.dev is not None:
         return fp.dev.d_read(fp.minor, size, offset)
-    vp = fp.vp
-    if vp.type is VFIFO:
-        raise_errno(errno.ESPIPE)
     return vp.ops.vop_read(vp, size, offset)
 
 

@@ -23,7 +23,7 @@ import stat as st
 
 from rumpfs.errors import errno, raise_errno, with_filename
 from rumpfs.kern.cred import R_OK, W_OK, X_OK
-from rumpfs.vfs import genfs
+from rumpfs.vfs import acl, genfs
 from rumpfs.vfs.namei import dotdot, lookup_last, namei, namei_parent, namei_parent_counted
 from rumpfs.vfs.proc import DirFd, StrOrBytesPath, VProc
 from rumpfs.vfs.sys_generic import sys_fchmod, sys_fchown, sys_fstat, sys_ftruncate
@@ -104,8 +104,11 @@ def _open_create(p: VProc, path: str, start: Vnode, flags: int, mode: int) -> tu
         vp = lookup_last(dvp, name)
         if vp is None:
             _may_create(p, dvp)
-            fmode, uid, gid = _new_owner(p, dvp, mode & 0o7777 & ~p.umask, False)
+            cmode, access, _ = acl.create_mode(dvp, mode & 0o7777, p.umask)
+            fmode, uid, gid = _new_owner(p, dvp, cmode, False)
             vp = dvp.ops.vop_create(dvp, name, Vattr(VREG, fmode, uid, gid))
+            if access is not None:
+                acl.inherit(vp, access, None)
             if p.ctx.watchers:
                 changed(p, dvp)
             return vp, True
@@ -193,8 +196,11 @@ def sys_mkdir(p: VProc, path: StrOrBytesPath, mode: int = 0o777,
               dir_fd: DirFd = None) -> None:
     try:
         dvp, name = _namei_create(p, path, dir_fd, isdir=True)
-        dmode, uid, gid = _new_owner(p, dvp, mode & 0o1777 & ~p.umask, True)
-        dvp.ops.vop_mkdir(dvp, name, Vattr(VDIR, dmode, uid, gid))
+        cmode, access, default = acl.create_mode(dvp, mode & 0o1777, p.umask)
+        dmode, uid, gid = _new_owner(p, dvp, cmode, True)
+        vp = dvp.ops.vop_mkdir(dvp, name, Vattr(VDIR, dmode, uid, gid))
+        if default is not None:
+            acl.inherit(vp, access, default)
         if p.ctx.watchers:
             changed(p, dvp)
     except OSError as e:
@@ -216,9 +222,12 @@ def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0
     # what overlayfs makes): Linux >= 5.8 lets anyone create one.
     if device_node and p.cred.uid != 0 and not (vtype is VCHR and device == 0):
         raise_errno(errno.EPERM)
-    nmode, uid, gid = _new_owner(p, dvp, mode & 0o7777 & ~p.umask, False)
+    cmode, access, _ = acl.create_mode(dvp, mode & 0o7777, p.umask)
+    nmode, uid, gid = _new_owner(p, dvp, cmode, False)
     rdev = device if device_node else 0
-    dvp.ops.vop_create(dvp, name, Vattr(vtype, nmode, uid, gid, rdev=rdev))
+    vp = dvp.ops.vop_create(dvp, name, Vattr(vtype, nmode, uid, gid, rdev=rdev))
+    if access is not None:
+        acl.inherit(vp, access, None)
     if p.ctx.watchers:
         changed(p, dvp)
 

@@ -20,6 +20,7 @@ import stat as st
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import R_OK, W_OK
 from rumpfs.kern.devsw import BLOCK, CHAR
+from rumpfs.vfs.fifo import fifo_open
 from rumpfs.vfs.file import File
 from rumpfs.vfs.proc import VProc
 from rumpfs.vfs.sysutil import changed, now
@@ -99,6 +100,12 @@ def falloc(p: VProc, vp: Vnode, flags: int) -> int:
     else:
         vp.ops.vop_open(vp, flags)
     vref(vp)
+    if vp.type is VFIFO and fp.dev is None:
+        try:        # an end of the node's pipe; may wait, releasing the kernel lock
+            fp.dev = fifo_open(p.ctx, vp, flags)
+        except BaseException:
+            vrele(vp)
+            raise
     if fp.writable:
         vp.mount.writers += 1
     try:
@@ -155,10 +162,6 @@ def open_checks(p: VProc, vp: Vnode, flags: int, created: bool) -> None:
     if want and not vp.ops.vop_access(vp, want, p.cred):
         raise_errno(errno.EACCES)
     if vtype is VSOCK:
-        raise_errno(errno.ENXIO)
-    if vtype is VFIFO and not (flags & os.O_NONBLOCK and acc == os.O_RDONLY):
-        # No pipe engine behind FIFO nodes: only a non-blocking reader may
-        # open one (it sees end-of-file); a writer finds no reader (ENXIO).
         raise_errno(errno.ENXIO)
 
 
