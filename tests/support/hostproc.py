@@ -147,6 +147,21 @@ def _scandir(*args: Any, **kwargs: Any) -> ScandirList:
         return ScandirList(_entry_record(e) for e in it)
 
 
+def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    """Linux's fallocate(2), which ``os`` lacks (through libc)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    if libc.fallocate(fd, mode, offset, length) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+# Calls a HostProcess serves beyond ``os``'s own functions (Kernel methods os lacks).
+EXTRA_CALLS: dict[str, Any] = {"scandir": _scandir, "fallocate": _fallocate}
+
+
 def _picklable_exception(exc: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
@@ -178,7 +193,7 @@ def _serve(conn: multiprocessing.connection.Connection, root: str, uid: int, gid
             return
         name, args, kwargs = msg
         try:
-            fn = _scandir if name == "scandir" else getattr(os, name)
+            fn = EXTRA_CALLS.get(name) or getattr(os, name)
             result = fn(*args, **kwargs)
             if isinstance(result, Iterator):
                 result = list(result)
@@ -236,7 +251,7 @@ class HostProcess:
         """Run ``os.<name>(*args, **kwargs)`` in the child; return or re-raise its outcome."""
         if self._conn is None:
             raise ValueError("HostProcess is closed")
-        if not callable(getattr(os, name, None)):
+        if not callable(getattr(os, name, None)) and name not in EXTRA_CALLS:
             raise AttributeError(f"os has no function {name!r}")
         # memoryview does not pickle; os treats any buffer like the bytes it holds
         args = tuple(bytes(a) if isinstance(a, memoryview) else a for a in args)
@@ -247,7 +262,8 @@ class HostProcess:
         raise value
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or not callable(getattr(os, name, None)):
+        if name.startswith("_") or not (callable(getattr(os, name, None))
+                                        or name in EXTRA_CALLS):
             raise AttributeError(name)
 
         def method(*args: Any, **kwargs: Any) -> Any:

@@ -2,9 +2,9 @@
 
 Allowed imports: ``rumpfs.kern``, ``rumpfs.errors``, ``rumpfs.vfs.vnode``.
 
-An :class:`Acl` is an immutable, sorted tuple of ``(tag, perm, id)`` entries,
-as Linux keeps ``struct posix_acl``: USER_OBJ, then USER entries by uid,
-GROUP_OBJ, GROUP entries by gid, MASK, OTHER. ``id`` is meaningful only for
+An :class:`Acl` is an immutable tuple of ``(tag, perm, id)`` entries, as
+Linux keeps ``struct posix_acl``: USER_OBJ, USER entries, GROUP_OBJ, GROUP
+entries, MASK, OTHER (named entries in the order given). ``id`` is meaningful only for
 USER and GROUP entries (the others carry ``UNDEFINED_ID``).
 
 The xattr form (``system.posix_acl_access`` / ``system.posix_acl_default``)
@@ -106,26 +106,21 @@ def to_xattr(acl: Acl) -> bytes:
 
 
 def valid(acl: Acl) -> None:
-    """Linux's posix_acl_valid: EINVAL unless ``acl`` is sorted, has exactly one
-    USER_OBJ, GROUP_OBJ and OTHER, one MASK if it has named entries (at most
-    one otherwise), ids in increasing order, and permissions within rwx."""
+    """Linux's posix_acl_valid: EINVAL unless ``acl``'s tags come in order, with
+    exactly one USER_OBJ, GROUP_OBJ and OTHER, one MASK if it has named entries
+    (at most one otherwise), and permissions within rwx. Since Linux 4.8 the
+    ids of named entries are neither ordered nor unique (user namespaces)."""
     state = USER_OBJ
-    prev = -1
     needs_mask = False
-    for tag, perm, ident in acl:
+    for tag, perm, _ in acl:
         if perm & ~7:
             raise_errno(errno.EINVAL)
         if tag == USER_OBJ and state == USER_OBJ:
             state = USER
-        elif tag == USER and state == USER and ident > prev:
-            prev = ident
+        elif tag in (USER, GROUP) and state == tag:
             needs_mask = True
         elif tag == GROUP_OBJ and state == USER:
             state = GROUP
-            prev = -1
-        elif tag == GROUP and state == GROUP and ident > prev:
-            prev = ident
-            needs_mask = True
         elif tag == MASK and state == GROUP:
             state = OTHER
         elif tag == OTHER and (state == OTHER or (state == GROUP and not needs_mask)):

@@ -158,7 +158,7 @@ def sys_getxattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName,
         _handled(name)
         return vp.ops.vop_getxattr(vp, name)
     except OSError as e:
-        raise with_filename(e, None if isinstance(path, int) else path) from None
+        raise with_filename(e, path) from None   # os names a descriptor too
 
 
 def sys_setxattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName, value: bytes,
@@ -182,7 +182,7 @@ def sys_setxattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName, val
         if p.ctx.watchers:
             changed(p, vp)
     except OSError as e:
-        raise with_filename(e, None if isinstance(path, int) else path) from None
+        raise with_filename(e, path) from None   # os names a descriptor too
 
 
 def sys_removexattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName,
@@ -201,7 +201,7 @@ def sys_removexattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName,
         if p.ctx.watchers:
             changed(p, vp)
     except OSError as e:
-        raise with_filename(e, None if isinstance(path, int) else path) from None
+        raise with_filename(e, path) from None   # os names a descriptor too
 
 
 def sys_listxattr(p: VProc, path: StrOrBytesPath | int | None, follow: bool = True) -> list[str]:
@@ -214,4 +214,4 @@ def sys_listxattr(p: VProc, path: StrOrBytesPath | int | None, follow: bool = Tr
             raise_errno(errno.E2BIG)
         return names
     except OSError as e:
-        raise with_filename(e, None if isinstance(path, int) else path) from None
+        raise with_filename(e, path) from None   # os names a descriptor too
