@@ -338,10 +338,15 @@ class Process:
 
     replace = rename
 
-    def link(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
+    def link(self, src: StrOrBytesPath | int, dst: StrOrBytesPath, *,
              src_dir_fd: int | None = None, dst_dir_fd: int | None = None,
              follow_symlinks: bool = True) -> None:
-        """``os.link`` (as CPython on Linux: follows only with a ``dir_fd``)."""
+        """``os.link``; a descriptor as ``src`` is linkat(src, "", AT_EMPTY_PATH),
+        which ``os`` cannot spell: it names an O_TMPFILE file."""
+        if isinstance(src, int):
+            with self._lock:
+                vfs_syscalls.sys_link_fd(self._p, src, dst, dst_dir_fd)
+            return
         # As CPython does on Linux: plain link(2), which never follows, unless a
         # dir_fd is given, when linkat(AT_SYMLINK_FOLLOW) honours follow_symlinks.
         follow = follow_symlinks and (src_dir_fd is not None or dst_dir_fd is not None)

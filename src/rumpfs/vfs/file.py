@@ -23,7 +23,7 @@ class File:
 
     __slots__ = (
         "append", "blk_writers", "dev", "dirstream", "flags", "minor", "offset", "rdev",
-        "readable", "refs", "vp", "writable",
+        "readable", "refs", "tmpfile_linkable", "vp", "writable",
     )
 
     def __init__(self, vp: Vnode, flags: int) -> None:
@@ -41,3 +41,4 @@ class File:
         # VBLK open for writing: the Vfs's writer counts (rdev -> opens), for EBUSY
         self.blk_writers: dict[int, int] | None = None
         self.dirstream = False              # vop_opendir was called for this open
+        self.tmpfile_linkable = False       # O_TMPFILE without O_EXCL, not yet named

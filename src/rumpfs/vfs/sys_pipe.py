@@ -60,13 +60,8 @@ def sys_pipe(p: VProc, flags: int = 0) -> tuple[int, int]:
 
 
 def sys_mkfifo(p: VProc, path: StrOrBytesPath, mode: int = 0o666, dir_fd: DirFd = None) -> None:
-    """mkfifo(3): mknod of a FIFO; os.mkfifo sets the path as filename."""
-    try:
-        sys_mknod(p, path, st.S_IFIFO | (mode & 0o7777), 0, dir_fd)
-    except OSError as e:
-        if e.filename is None:
-            e.filename = os.fspath(path)
-        raise
+    """mkfifo(3): mknod of a FIFO; os.mkfifo, as os.mknod, sets no filename."""
+    sys_mknod(p, path, st.S_IFIFO | (mode & 0o7777), 0, dir_fd)
 
 
 def sys_dup2(p: VProc, fd: int, fd2: int, inheritable: bool = True) -> int:

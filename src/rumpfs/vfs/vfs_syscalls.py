@@ -27,7 +27,7 @@ from rumpfs.vfs import acl, genfs
 from rumpfs.vfs.namei import dotdot, lookup_last, namei, namei_parent, namei_parent_counted
 from rumpfs.vfs.proc import DirFd, StrOrBytesPath, VProc
 from rumpfs.vfs.sys_generic import sys_fchmod, sys_fchown, sys_fstat, sys_ftruncate
-from rumpfs.vfs.sysutil import changed, getvnode, pathstr, startdir
+from rumpfs.vfs.sysutil import changed, getfile, getvnode, pathstr, startdir
 from rumpfs.vfs.vfs_vnops import (
     UTIME_NOW,
     setattr_mode,
@@ -134,6 +134,8 @@ def sys_open(p: VProc, path: StrOrBytesPath, flags: int, mode: int = 0o777,
             raise_errno(errno.EINVAL)       # Linux >= 6.4 refuses the pair outright
         s = pathstr(path)
         start = startdir(p, s, dir_fd)
+        if flags & O_TMPFILE == O_TMPFILE:
+            return open_tmpfile(p, namei(p, s, start, True), flags, mode)
         if flags & os.O_CREAT:
             vp, created = _open_create(p, s, start, flags, mode)
         else:
@@ -258,9 +260,48 @@ def sys_link(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
         raise with_filename(e, src, dst) from None
 
 
-def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str, trailing: bool = False) -> None:
+O_TMPFILE = getattr(os, "O_TMPFILE", 0o20200000)
+
+
+def open_tmpfile(p: VProc, dvp: Vnode, flags: int, mode: int) -> int:
+    """open(dir, O_TMPFILE): an unnamed regular file on ``dvp``'s file system,
+    opened for writing; without O_EXCL it may later get a name (link with
+    the descriptor). Linux's do_tmpfile/vfs_tmpfile."""
+    acc = flags & 3
+    if acc == os.O_RDONLY or acc == 3:
+        raise_errno(errno.EINVAL)
+    if dvp.type is not VDIR:
+        raise_errno(errno.ENOTDIR)
+    _may_create(p, dvp)
+    cmode, access, _ = acl.create_mode(dvp, mode & 0o7777, p.umask)
+    fmode, uid, gid = _new_owner(p, dvp, cmode, False)
+    vp = dvp.ops.vop_tmpfile(dvp, Vattr(VREG, fmode, uid, gid))
+    if access is not None:
+        acl.inherit(vp, access, None)
+    fd = vn_open(p, vp, flags & ~O_TMPFILE | os.O_CREAT, True)
+    getfile(p, fd).tmpfile_linkable = not flags & os.O_EXCL
+    return fd
+
+
+def sys_link_fd(p: VProc, fd: int, dst: StrOrBytesPath, dst_dir_fd: DirFd = None) -> None:
+    """linkat(fd, "", dst_dir_fd, dst, AT_EMPTY_PATH): name the file open at
+    ``fd``; an O_TMPFILE file opened without O_EXCL may be named once."""
+    try:
+        fp = getfile(p, fd)
+        d = pathstr(dst)
+        dvp, name, trailing = namei_parent(p, d, startdir(p, d, dst_dir_fd))
+        linkable = fp.tmpfile_linkable
+        vn_link(p, fp.vp, dvp, name, trailing, linkable)
+        fp.tmpfile_linkable = False
+    except OSError as e:
+        raise with_filename(e, fd, dst) from None
+
+
+def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str, trailing: bool = False,
+            linkable: bool = False) -> None:
     """link(2) of vnode ``vp`` as ``name`` in ``dvp``, in Linux's order of checks
-    (a removed ``dvp`` is ENOENT before EEXIST, EXDEV, EPERM and EACCES)."""
+    (a removed ``dvp`` is ENOENT before EEXIST, EXDEV, EPERM and EACCES);
+    ``linkable``: an O_TMPFILE file may get its first name (I_LINKABLE)."""
     if name in ("", ".", ".."):
         raise_errno(errno.EEXIST)
     if dvp.dead:
@@ -287,7 +328,7 @@ def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str, trailing: bool = False) 
     _may_create(p, dvp)
     if vp.type is VDIR:
         raise_errno(errno.EPERM)
-    if vp.ops.vop_getattr(vp).st_nlink == 0:
+    if not linkable and vp.ops.vop_getattr(vp).st_nlink == 0:
         raise_errno(errno.ENOENT)
     dvp.ops.vop_link(dvp, name, vp)
     if p.ctx.watchers:
