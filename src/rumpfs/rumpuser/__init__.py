@@ -153,3 +153,23 @@ class Hypervisor(Protocol):
                   mtime_ns: int | None) -> None:
         """Set the times of ``name`` itself; None leaves a time alone."""
         ...
+
+    # Extended attributes of an open host file (etfs passes ``user.*`` through).
+    # A host without them answers EOPNOTSUPP.
+
+    def fgetxattr(self, fd: int, name: str) -> bytes:
+        """The value of ``name``. Errors: ENODATA, EOPNOTSUPP."""
+        ...
+
+    def fsetxattr(self, fd: int, name: str, value: bytes, flags: int) -> None:
+        """Set ``name`` (XATTR_CREATE/XATTR_REPLACE as Linux). Errors: EEXIST,
+        ENODATA, ENOSPC, E2BIG, EOPNOTSUPP."""
+        ...
+
+    def flistxattr(self, fd: int) -> list[str]:
+        """Every attribute name the host shows this process."""
+        ...
+
+    def fremovexattr(self, fd: int, name: str) -> None:
+        """Remove ``name``. Errors: ENODATA, EOPNOTSUPP."""
+        ...

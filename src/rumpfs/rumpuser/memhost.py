@@ -603,3 +603,25 @@ class MemHost:
                   mtime_ns: int | None) -> None:
         self._enter("utimensat")
         self._set_times(self._child(dirfd, name)[1], atime_ns, mtime_ns)
+
+    # A host file system without extended attributes (as some are).
+
+    def fgetxattr(self, fd: int, name: str) -> bytes:
+        self._enter("fgetxattr")
+        self._of(fd)
+        raise_errno(errno.EOPNOTSUPP)
+
+    def fsetxattr(self, fd: int, name: str, value: bytes, flags: int) -> None:
+        self._enter("fsetxattr")
+        self._of(fd)
+        raise_errno(errno.EOPNOTSUPP)
+
+    def flistxattr(self, fd: int) -> list[str]:
+        self._enter("flistxattr")
+        self._of(fd)
+        raise_errno(errno.EOPNOTSUPP)
+
+    def fremovexattr(self, fd: int, name: str) -> None:
+        self._enter("fremovexattr")
+        self._of(fd)
+        raise_errno(errno.EOPNOTSUPP)

@@ -216,3 +216,19 @@ class PosixHost:
             atime_ns = cur.st_atime_ns if atime_ns is None else atime_ns
             mtime_ns = cur.st_mtime_ns if mtime_ns is None else mtime_ns
         os.utime(name, ns=(atime_ns, mtime_ns), dir_fd=dirfd, follow_symlinks=False)
+
+    @_errno_only
+    def fgetxattr(self, fd: int, name: str) -> bytes:
+        return os.getxattr(fd, name)
+
+    @_errno_only
+    def fsetxattr(self, fd: int, name: str, value: bytes, flags: int) -> None:
+        os.setxattr(fd, name, value, flags)
+
+    @_errno_only
+    def flistxattr(self, fd: int) -> list[str]:
+        return os.listxattr(fd)
+
+    @_errno_only
+    def fremovexattr(self, fd: int, name: str) -> None:
+        os.removexattr(fd, name)

@@ -648,6 +648,58 @@ class EtfsOps(GenfsOps):
         for fd, _ in node.hfds.values():
             self.hyp.fsync(fd, datasync)
 
+    # -- extended attributes: DIR mappings pass user.* through to the host ------
+
+    def _xattr_fd(self, vp: Vnode, name: str | None) -> tuple[Mapping, int, bool]:
+        """(mapping, host descriptor, close it after) for an xattr call on a file
+        or directory of a DIR mapping; EOPNOTSUPP for anything else."""
+        node = cast(EtfsNode, vp)
+        m = self._m(node)
+        if not m.is_dir or (name is not None and not name.startswith("user.")) \
+                or node.type not in (VREG, VDIR):
+            raise_errno(errno.EOPNOTSUPP)
+        fd, close = self._with_fd(m, node, os.O_RDONLY)
+        return m, fd, close
+
+    def vop_getxattr(self, vp: Vnode, name: str) -> bytes:
+        _, fd, close = self._xattr_fd(vp, name)
+        try:
+            return self.hyp.fgetxattr(fd, name)
+        finally:
+            if close:
+                self.hyp.close(fd)
+
+    def vop_setxattr(self, vp: Vnode, name: str, value: bytes, flags: int) -> None:
+        _, fd, close = self._xattr_fd(vp, name)
+        try:
+            self.hyp.fsetxattr(fd, name, value, flags)
+        finally:
+            if close:
+                self.hyp.close(fd)
+
+    def vop_listxattr(self, vp: Vnode) -> list[str]:
+        try:
+            _, fd, close = self._xattr_fd(vp, None)
+        except OSError:
+            return []
+        try:
+            return [n for n in self.hyp.flistxattr(fd) if n.startswith("user.")]
+        except OSError as e:
+            if e.errno == errno.EOPNOTSUPP:
+                return []
+            raise
+        finally:
+            if close:
+                self.hyp.close(fd)
+
+    def vop_removexattr(self, vp: Vnode, name: str) -> None:
+        _, fd, close = self._xattr_fd(vp, name)
+        try:
+            self.hyp.fremovexattr(fd, name)
+        finally:
+            if close:
+                self.hyp.close(fd)
+
     def vop_inactive(self, vp: Vnode) -> None:
         pass
 
