@@ -9,8 +9,6 @@ import os
 import stat
 from typing import Any
 
-import pytest
-
 from tests.contract.helpers import CREAT, RDONLY, RDWR, WRONLY, expect_errno, mkfile, readfile
 
 
@@ -122,21 +120,3 @@ def test_o_tmpfile(fs: Any, env: Any) -> None:
     expect_errno(errno.EINVAL, fs.open, "/d", os.O_TMPFILE | RDWR | CREAT)
     mkfile(fs, "/f")
     expect_errno(errno.ENOTDIR, fs.open, "/f", os.O_TMPFILE | RDWR)
-
-
-@pytest.mark.parametrize("excl", [True, False])
-def test_o_tmpfile_linking_rules(env: Any, fs: Any, excl: bool) -> None:
-    if env.kind == "host":
-        pytest.skip("os has no linkat(AT_EMPTY_PATH)")
-    fs.mkdir("/d")
-    fd = fs.open("/d", os.O_TMPFILE | RDWR | (os.O_EXCL if excl else 0), 0o600)
-    try:
-        if excl:
-            expect_errno(errno.ENOENT, fs.link, fd, "/d/x")
-        else:
-            fs.link(fd, "/d/x")
-            fs.unlink("/d/x")
-            expect_errno(errno.ENOENT, fs.link, fd, "/d/y")    # named once only
-    finally:
-        fs.close(fd)
-    assert fs.listdir("/d") == []

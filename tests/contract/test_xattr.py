@@ -12,8 +12,6 @@ import os
 import struct
 from typing import Any
 
-import pytest
-
 from tests.contract.helpers import RDONLY, RDWR, expect_errno, mkfile
 
 ACL_VERSION = 2
@@ -278,16 +276,3 @@ def test_acl_on_directory_controls_search(fs: Any, user: Any) -> None:
     assert user.stat("/d/f").st_size == 1
     assert user.listdir("/d") == ["f"]
     expect_errno(errno.EACCES, user.unlink, "/d/f")
-
-
-@pytest.mark.parametrize("ns", ["user.x", ACCESS])
-def test_xattr_set_on_read_only_fs_is_erofs(env: Any, fs: Any, ns: str) -> None:
-    if env.kind == "host":
-        pytest.skip("the host reference has no read-only mount of its own here")
-    fs.mkdir("/m")
-    fs.mount("rumpfs", "/m")
-    mkfile(fs, "/m/f")
-    fs.remount("/m", True)
-    value = b"1" if ns.startswith("user.") else named_user_acl()
-    expect_errno(errno.EROFS, fs.setxattr, "/m/f", ns, value, filename="/m/f")
-    expect_errno(errno.EROFS, fs.removexattr, "/m/f", ns)
