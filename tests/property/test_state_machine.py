@@ -370,6 +370,18 @@ gids = st.sampled_from([-1, 0, USER_GID, 100])
 set_times = st.sampled_from(SET_TIMES)
 fd_index = st.integers(0, 15)
 
+# extended attributes and fallocate (issue 12): a few names over every namespace,
+# values including valid and invalid ACLs
+_ACL_NAMED = bytes.fromhex("02000000" "01000600ffffffff" "02000600e8030000" "04000400ffffffff"
+                           "10000600ffffffff" "20000000ffffffff")
+_ACL_MINIMAL = bytes.fromhex("02000000" "01000700ffffffff" "04000500ffffffff" "20000100ffffffff")
+xattr_names = st.sampled_from(["user.a", "user.b", "trusted.t", "security.s", "bogus.x",
+                               "system.posix_acl_access", "system.posix_acl_default"])
+xattr_values = st.sampled_from([b"", b"v", b"\x00\xff" * 3, _ACL_NAMED, _ACL_MINIMAL,
+                                b"\x02\x00\x00\x00"])
+xattr_flags = st.sampled_from([0, os.XATTR_CREATE, os.XATTR_REPLACE])
+falloc_modes = st.sampled_from([0, 1, 3, 2, 0x10])     # 0, KEEP_SIZE, PUNCH|KEEP, refused ones
+
 
 seed_modes = st.sampled_from([0o755, 0o777, 0o700, 0o644, 0o1777, 0o2775, 0o555, 0o000]).map(Mode)
 
@@ -612,6 +624,31 @@ class FsLockstep(RuleBasedStateMachine):
         if "rule:fchmod" in TRIAGE_IGNORE:
             return
         self.run_fd(idx, "fchmod", int(mode), label=repr(mode))
+
+    @precondition(lambda self: self.files)
+    @rule(idx=fd_index, mode=falloc_modes, offset=offsets, length=lengths)
+    def fallocate(self, idx: int, mode: int, offset: int, length: int) -> None:
+        self.run_fd(idx, "fallocate", mode, offset, length)
+
+    # -- extended attributes and ACLs --------------------------------------------------------
+
+    @rule(who=whos, path=paths(), name=xattr_names, value=xattr_values, flags=xattr_flags,
+          follow=st.booleans())
+    def setxattr(self, who: str, path: str, name: str, value: bytes, flags: int,
+                 follow: bool) -> None:
+        self.run(who, "setxattr", path, name, value, flags, follow_symlinks=follow)
+
+    @rule(who=whos, path=paths(), name=xattr_names, follow=st.booleans())
+    def getxattr(self, who: str, path: str, name: str, follow: bool) -> None:
+        self.run(who, "getxattr", path, name, follow_symlinks=follow)
+
+    @rule(who=whos, path=paths(), follow=st.booleans())
+    def listxattr(self, who: str, path: str, follow: bool) -> None:
+        self.run(who, "listxattr", path, follow_symlinks=follow, project=sorted)
+
+    @rule(who=whos, path=paths(), name=xattr_names)
+    def removexattr(self, who: str, path: str, name: str) -> None:
+        self.run(who, "removexattr", path, name)
 
     # -- names -----------------------------------------------------------------------------
 
