@@ -39,7 +39,8 @@ from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vattr, Vnode
 
 __all__ = [
     "XATTR_CREATE", "XATTR_LIST_MAX", "XATTR_NAME_MAX", "XATTR_REPLACE", "XATTR_SIZE_MAX",
-    "sys_getxattr", "sys_listxattr", "sys_removexattr", "sys_setxattr",
+    "check_args", "set_acl", "sys_getxattr", "sys_listxattr", "sys_removexattr", "sys_setxattr",
+    "vn_getxattr", "vn_listxattr", "vn_removexattr", "vn_setxattr",
 ]
 
 XATTR_CREATE = 1
@@ -146,17 +147,72 @@ def set_acl(p: VProc, vp: Vnode, kind: int, acl: posix_acl.Acl | None) -> None:
 
 # -- the system calls ------------------------------------------------------------
 
+def vn_getxattr(p: VProc, vp: Vnode, name: str) -> bytes:
+    """getxattr on a vnode (the handle API's entry; names already checked)."""
+    kind = _ACL_KINDS.get(name)
+    if kind is not None:
+        return _get_acl(vp, kind)
+    _permission(p, vp, name, False)
+    _handled(name)
+    return vp.ops.vop_getxattr(vp, name)
+
+
+def vn_setxattr(p: VProc, vp: Vnode, name: str, data: bytes, flags: int) -> None:
+    """setxattr on a vnode, after the argument checks."""
+    _writable(vp)
+    kind = _ACL_KINDS.get(name)
+    if kind is not None:
+        set_acl(p, vp, kind, posix_acl.from_xattr(data))
+    else:
+        _permission(p, vp, name, True)
+        _handled(name)
+        vp.ops.vop_setxattr(vp, name, data, flags)
+    if p.ctx.watchers:
+        changed(p, vp)
+
+
+def vn_removexattr(p: VProc, vp: Vnode, name: str) -> None:
+    """removexattr on a vnode."""
+    _writable(vp)
+    kind = _ACL_KINDS.get(name)
+    if kind is not None:
+        set_acl(p, vp, kind, None)
+    else:
+        _permission(p, vp, name, True)
+        _handled(name)
+        vp.ops.vop_removexattr(vp, name)
+    if p.ctx.watchers:
+        changed(p, vp)
+
+
+def vn_listxattr(p: VProc, vp: Vnode) -> list[str]:
+    """listxattr on a vnode: trusted.* only for root; E2BIG past 64 KiB of names."""
+    names = vp.ops.vop_listxattr(vp)
+    if p.cred.uid != 0:
+        names = [n for n in names if not n.startswith("trusted.")]
+    if sum(len(os.fsencode(n)) + 1 for n in names) > XATTR_LIST_MAX:
+        raise_errno(errno.E2BIG)
+    return names
+
+
+def check_args(attribute: XattrName, value: bytes | None = None, flags: int = 0) -> str:
+    """The checks Linux makes while copying the arguments in, before any lookup:
+    flags (EINVAL), the name (ERANGE), the value's size (E2BIG)."""
+    if flags & ~(XATTR_CREATE | XATTR_REPLACE):
+        raise_errno(errno.EINVAL)
+    name = _name(attribute)
+    if value is not None and len(value) > XATTR_SIZE_MAX:
+        raise_errno(errno.E2BIG)
+    return name
+
+
+# -- the system calls ------------------------------------------------------------
+
 def sys_getxattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName,
                  follow: bool = True) -> bytes:
     try:
-        name = _name(attribute)
-        vp = _vnode(p, path, follow)
-        kind = _ACL_KINDS.get(name)
-        if kind is not None:
-            return _get_acl(vp, kind)
-        _permission(p, vp, name, False)
-        _handled(name)
-        return vp.ops.vop_getxattr(vp, name)
+        name = check_args(attribute)
+        return vn_getxattr(p, _vnode(p, path, follow), name)
     except OSError as e:
         raise with_filename(e, path) from None   # os names a descriptor too
 
@@ -164,23 +220,9 @@ def sys_getxattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName,
 def sys_setxattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName, value: bytes,
                  flags: int = 0, follow: bool = True) -> None:
     try:
-        if flags & ~(XATTR_CREATE | XATTR_REPLACE):
-            raise_errno(errno.EINVAL)
-        name = _name(attribute)
         data = bytes(value)
-        if len(data) > XATTR_SIZE_MAX:
-            raise_errno(errno.E2BIG)
-        vp = _vnode(p, path, follow)
-        _writable(vp)
-        kind = _ACL_KINDS.get(name)
-        if kind is not None:
-            set_acl(p, vp, kind, posix_acl.from_xattr(data))
-        else:
-            _permission(p, vp, name, True)
-            _handled(name)
-            vp.ops.vop_setxattr(vp, name, data, flags)
-        if p.ctx.watchers:
-            changed(p, vp)
+        name = check_args(attribute, data, flags)
+        vn_setxattr(p, _vnode(p, path, follow), name, data, flags)
     except OSError as e:
         raise with_filename(e, path) from None   # os names a descriptor too
 
@@ -188,30 +230,14 @@ def sys_setxattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName, val
 def sys_removexattr(p: VProc, path: StrOrBytesPath | int, attribute: XattrName,
                     follow: bool = True) -> None:
     try:
-        name = _name(attribute)
-        vp = _vnode(p, path, follow)
-        _writable(vp)
-        kind = _ACL_KINDS.get(name)
-        if kind is not None:
-            set_acl(p, vp, kind, None)
-        else:
-            _permission(p, vp, name, True)
-            _handled(name)
-            vp.ops.vop_removexattr(vp, name)
-        if p.ctx.watchers:
-            changed(p, vp)
+        name = check_args(attribute)
+        vn_removexattr(p, _vnode(p, path, follow), name)
     except OSError as e:
         raise with_filename(e, path) from None   # os names a descriptor too
 
 
 def sys_listxattr(p: VProc, path: StrOrBytesPath | int | None, follow: bool = True) -> list[str]:
     try:
-        vp = _vnode(p, "." if path is None else path, follow)
-        names = vp.ops.vop_listxattr(vp)
-        if p.cred.uid != 0:
-            names = [n for n in names if not n.startswith("trusted.")]
-        if sum(len(os.fsencode(n)) + 1 for n in names) > XATTR_LIST_MAX:
-            raise_errno(errno.E2BIG)
-        return names
+        return vn_listxattr(p, _vnode(p, "." if path is None else path, follow))
     except OSError as e:
         raise with_filename(e, path) from None   # os names a descriptor too
