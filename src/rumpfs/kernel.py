@@ -818,6 +818,8 @@ class Kernel(Process):
             if not self.running:
                 return
             self.running = False
+            for pipe in list(self.vfs.fifos.values()):
+                pipe.shutdown()             # FIFO opens still waiting for a partner
             for proc in list(self._procs.values()):
                 for fd, _ in proc.fds.items():
                     try:

@@ -211,6 +211,8 @@ def test_acl_errors(fs: Any, user: Any) -> None:
     assert fs.getxattr("/f", ACCESS) == dup
     expect_errno(errno.EOPNOTSUPP, fs.setxattr, "/l", ACCESS, named_user_acl(),
                  follow_symlinks=False)
+    expect_errno(errno.EOPNOTSUPP, fs.getxattr, "/l", ACCESS, follow_symlinks=False)
+    expect_errno(errno.EOPNOTSUPP, fs.removexattr, "/l", DEFAULT, follow_symlinks=False)
     expect_errno(errno.EACCES, fs.setxattr, "/f", DEFAULT, named_user_acl())
     fs.setxattr("/f", DEFAULT, b"\x02\0\0\0")            # an empty default: nothing to do
     expect_errno(errno.EPERM, user.setxattr, "/f", ACCESS, named_user_acl(), filename="/f")

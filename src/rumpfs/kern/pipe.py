@@ -47,8 +47,8 @@ PIPE_PAGES = 16             # Linux's default pipe size: 16 pages, 64 KiB
 class Pipe:
     """Linux's pipe_inode_info: the buffers, the ends open, the wait queue."""
 
-    __slots__ = ("bufs", "cv", "nbytes", "on_release", "r_counter", "readers", "w_counter",
-                 "writers")
+    __slots__ = ("bufs", "cv", "dead", "nbytes", "on_release", "r_counter", "readers",
+                 "w_counter", "writers")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cv = threading.Condition(lock)
@@ -59,6 +59,19 @@ class Pipe:
         self.r_counter = 0
         self.w_counter = 0
         self.on_release: Callable[[], None] | None = None    # last end closed (FIFOs)
+        self.dead = False                   # the kernel shut down: no more waiting
+
+    def shutdown(self) -> None:
+        """Wake every waiter for good: waits fail with ESHUTDOWN from now on."""
+        self.dead = True
+        self.cv.notify_all()
+
+    def _wait(self) -> None:
+        if self.dead:
+            raise_errno(errno.ESHUTDOWN)
+        self.cv.wait()
+        if self.dead:
+            raise_errno(errno.ESHUTDOWN)
 
     # -- ends -------------------------------------------------------------------
 
@@ -87,13 +100,13 @@ class Pipe:
         """Block until a writer opens (a FIFO read-open without O_NONBLOCK)."""
         seen = self.w_counter
         while not self.writers and self.w_counter == seen:
-            self.cv.wait()
+            self._wait()
 
     def wait_for_reader(self) -> None:
         """Block until a reader opens (a FIFO write-open without O_NONBLOCK)."""
         seen = self.r_counter
         while not self.readers and self.r_counter == seen:
-            self.cv.wait()
+            self._wait()
 
     # -- data -------------------------------------------------------------------
 
@@ -105,7 +118,7 @@ class Pipe:
                 return b""
             if nonblock:
                 raise_errno(errno.EAGAIN)
-            self.cv.wait()
+            self._wait()
         out = bytearray()
         bufs = self.bufs
         while bufs and len(out) < size:
@@ -152,7 +165,7 @@ class Pipe:
                 if done:
                     return done
                 raise_errno(errno.EAGAIN)
-            self.cv.wait()
+            self._wait()
         return done
 
 

@@ -13,7 +13,7 @@ capability module decide:
   listed for them);
 - ``security.*``: anyone reads; only root writes (EPERM);
 - ``system.posix_acl_access`` / ``_default``: anyone reads; the owner or
-  root writes (EPERM), never on symlinks (EOPNOTSUPP); a default ACL only
+  root writes (EPERM); never on symlinks (EOPNOTSUPP, reading too); a default ACL only
   on directories (EACCES; removing one elsewhere succeeds);
 - any other name: EOPNOTSUPP (after the permission check, as Linux orders it).
 
@@ -114,7 +114,7 @@ def _writable(vp: Vnode) -> None:
 
 def _get_acl(vp: Vnode, kind: int) -> bytes:
     if vp.type is VLNK:
-        raise_errno(errno.ENODATA)
+        raise_errno(errno.EOPNOTSUPP)       # symlinks have no ACL operations
     acl = vp.ops.vop_getacl(vp, kind)
     if acl is None:
         raise_errno(errno.ENODATA)

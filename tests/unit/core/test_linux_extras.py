@@ -55,3 +55,41 @@ def test_o_tmpfile_linking_rules(fs: rumpfs.Kernel, excl: bool) -> None:
         fs.close(fd)
     assert fs.listdir("/d") == []
     assert fs.statvfs("/").f_files - fs.statvfs("/").f_ffree == 2     # / and /d: freed
+
+
+def test_shutdown_wakes_a_waiting_fifo_open() -> None:
+    import threading
+
+    k = rumpfs.Kernel()
+    k.mkfifo("/p")
+    out: list[BaseException | int] = []
+
+    def opener() -> None:
+        try:
+            out.append(k.open("/p", os.O_RDONLY))
+        except OSError as e:
+            out.append(e)
+
+    t = threading.Thread(target=opener, daemon=True)
+    t.start()
+    while not k.vfs.fifos:          # the opener holds an end and waits (lock released)
+        t.join(0.01)
+        assert t.is_alive() or out
+    k.shutdown()
+    t.join(20)
+    assert not t.is_alive()
+    assert isinstance(out[0], OSError) and out[0].errno == errno.ESHUTDOWN
+
+
+def test_pipe_fstat_and_fsync(fs: rumpfs.Kernel) -> None:
+    import stat
+
+    r, w = fs.pipe()
+    st = fs.fstat(r)
+    assert stat.S_ISFIFO(st.st_mode) and st.st_mode & 0o777 == 0o600
+    assert fs.fstat(w).st_ino == st.st_ino
+    expect_errno(errno.EINVAL, fs.fsync, w)
+    expect_errno(errno.ESPIPE, fs.fallocate, w, 0, 0, 1)
+    expect_errno(errno.EINVAL, fs.ftruncate, w, 0)
+    fs.close(r)
+    fs.close(w)
