@@ -195,6 +195,8 @@ def test_acl_errors(fs: Any, user: Any) -> None:
     fs.symlink("f", "/l")
     expect_errno(errno.EOPNOTSUPP, fs.setxattr, "/f", ACCESS, b"\x01\0\0\0")
     expect_errno(errno.EINVAL, fs.setxattr, "/f", ACCESS, b"\x02\0\0\0\0")
+    expect_errno(errno.EOPNOTSUPP, fs.setxattr, "/f", ACCESS, b"\x00\xff\x00\xff\x00\xff")
+    expect_errno(errno.EINVAL, fs.setxattr, "/f", ACCESS, b"\x02\0")
     expect_errno(errno.EINVAL, fs.setxattr, "/f", ACCESS,
                  acl((USER_OBJ, 6, UNDEF), (OTHER, 4, UNDEF)))             # no GROUP_OBJ
     expect_errno(errno.EINVAL, fs.setxattr, "/f", ACCESS,

@@ -187,7 +187,7 @@ def host_has_multigrain() -> bool:
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
             try:
                 ok = True
-                for _ in range(200):
+                for i in range(200):
                     before = os.stat(path)
                     os.write(fd, b"x")
                     after = os.stat(path)
@@ -195,6 +195,23 @@ def host_has_multigrain() -> bool:
                             or before.st_ctime_ns == after.st_ctime_ns):
                         ok = False
                         break
+                    # directories too: on some hosts (tmpfs on 6.18 here) an unlink
+                    # stamps its directory with a time a stat has already shown
+                    name = os.path.join(d, f"n{i}")
+                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
+                    dbefore = os.stat(d)
+                    os.unlink(name)
+                    if os.stat(d).st_mtime_ns == dbefore.st_mtime_ns:
+                        ok = False
+                        break
+                    dmid = os.stat(d)
+                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
+                    dafter = os.stat(d)
+                    if dbefore.st_mtime_ns == dmid.st_mtime_ns \
+                            or dmid.st_mtime_ns == dafter.st_mtime_ns:
+                        ok = False
+                        break
+                    os.unlink(name)
             finally:
                 os.close(fd)
         finally:

@@ -83,10 +83,12 @@ def from_xattr(value: bytes) -> Acl | None:
     removes the ACL). Errors: EINVAL (size, tag, id), EOPNOTSUPP (version)."""
     if not value:
         return None
-    if len(value) < 4 or (len(value) - 4) % 8:
+    if len(value) < 4:
         raise_errno(errno.EINVAL)
-    if _HEADER.unpack_from(value)[0] != _VERSION:
+    if _HEADER.unpack_from(value)[0] != _VERSION:      # the version before the size
         raise_errno(errno.EOPNOTSUPP)
+    if (len(value) - 4) % 8:
+        raise_errno(errno.EINVAL)
     entries = []
     for tag, perm, ident in _ENTRY.iter_unpack(value[4:]):
         if tag in (USER, GROUP):

@@ -77,9 +77,9 @@ def sys_fallocate(p: VProc, fd: int, mode: int, offset: int, length: int) -> Non
         raise_errno(errno.EFBIG)
     if fp.dev is not None:
         raise_errno(errno.EOPNOTSUPP)       # no driver offers discard/zeroing
-    if p.cred.uid != 0:
-        kill_suid(p, vp)
     vp.ops.vop_fallocate(vp, mode, offset, length)
+    if p.cred.uid != 0:
+        kill_suid(p, vp)                # file_modified, once the file system agreed
     if p.ctx.watchers:
         changed(p, vp)
 
