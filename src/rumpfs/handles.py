@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import W_OK, X_OK, Cred
 from rumpfs.kern.proc import Proc
-from rumpfs.vfs import sys_falloc, sys_generic, sys_xattr, vfs_syscalls, vfs_vnops
+from rumpfs.vfs import sys_falloc, sys_generic, vfs_syscalls, vfs_vnops
 from rumpfs.vfs.genfs import RENAME_EXCHANGE, RENAME_NOREPLACE
 from rumpfs.vfs.mount import Vfs
 from rumpfs.vfs.namei import dotdot, lookup_last
@@ -423,31 +423,6 @@ class NodeHandles:
                     break
                 done += sys_generic.sys_pwrite(self._server, fh_out, data, off_out + done)
             return done
-
-    # -- extended attributes (vfs.sys_xattr), as the caller -----------------------
-
-    def getxattr(self, p: Caller, handle: int, name: bytes) -> bytes:
-        """GETXATTR: the value (ENODATA, ERANGE, EOPNOTSUPP, EACCES as Linux)."""
-        with self._lock:
-            return sys_xattr.vn_getxattr(p.vproc, self._vp(handle), sys_xattr.check_args(name))
-
-    def setxattr(self, p: Caller, handle: int, name: bytes, value: bytes, flags: int) -> None:
-        """SETXATTR (XATTR_CREATE/XATTR_REPLACE); ACLs by their system.* names."""
-        with self._lock, self._quiet():
-            data = bytes(value)
-            key = sys_xattr.check_args(name, data, flags)
-            sys_xattr.vn_setxattr(p.vproc, self._vp(handle), key, data, flags)
-
-    def listxattr(self, p: Caller, handle: int) -> list[bytes]:
-        """LISTXATTR: the names this caller may see."""
-        with self._lock:
-            names = sys_xattr.vn_listxattr(p.vproc, self._vp(handle))
-        return [os.fsencode(n) for n in names]
-
-    def removexattr(self, p: Caller, handle: int, name: bytes) -> None:
-        """REMOVEXATTR."""
-        with self._lock, self._quiet():
-            sys_xattr.vn_removexattr(p.vproc, self._vp(handle), sys_xattr.check_args(name))
 
     def flush(self, fh: int) -> None:
         with self._lock:

@@ -341,8 +341,9 @@ class Process:
     def link(self, src: StrOrBytesPath | int, dst: StrOrBytesPath, *,
              src_dir_fd: int | None = None, dst_dir_fd: int | None = None,
              follow_symlinks: bool = True) -> None:
-        """``os.link``; a descriptor as ``src`` is linkat(src, "", AT_EMPTY_PATH),
-        which ``os`` cannot spell: it names an O_TMPFILE file."""
+        """``os.link`` (as CPython on Linux: follows only with a ``dir_fd``); a
+        descriptor as ``src`` is linkat(src, "", AT_EMPTY_PATH), which ``os``
+        cannot spell: it names an O_TMPFILE file."""
         if isinstance(src, int):
             with self._lock:
                 vfs_syscalls.sys_link_fd(self._p, src, dst, dst_dir_fd)
