@@ -311,3 +311,37 @@ def test_random_writes_keep_the_extent_tree_valid(tmp_path: Path) -> None:
     with mounted(img) as k:
         k.truncate("/mnt/r", 5000 * 1024)
     E.e2fsck(img)
+
+
+@pytest.mark.parametrize("opt", ["ext4-4k-256", "ext2-1k-128"])
+def test_orphans_survive_a_crash(tmp_path: Path, opt: str) -> None:
+    """Files unlinked while open go on the orphan list; a crash with them open
+    leaves the list, and the next read-write mount frees them."""
+    from rumpfs import EtfsType, Kernel
+    img = make_image(tmp_path, opt, tree=False)
+    k = Kernel()
+    k.etfs_register("/dev/d", str(img), EtfsType.BLK)
+    k.mkdir("/mnt")
+    k.mount("ext2", "/mnt", device="/dev/d")
+    fds = []
+    for name in ("a", "b", "c"):
+        fd = k.open(f"/mnt/{name}", os.O_CREAT | os.O_RDWR, 0o644)
+        k.write(fd, b"o" * 50_000)
+        k.unlink(f"/mnt/{name}")
+        fds.append(fd)
+    k.close(fds[1])                  # freed now: the middle of the list
+    k.mkdir("/mnt/gone")
+    k.chdir("/mnt/gone")
+    k.rmdir("/mnt/gone")             # a cwd without a name: an orphan too
+    k.sync()
+    crashed = tmp_path / "crashed.img"   # the device as a crash would leave it
+    crashed.write_bytes(img.read_bytes())
+    k.shutdown()                     # closes everything: frees the orphans
+    E.e2fsck(img)
+    img = crashed
+    out = E.run(["dumpe2fs", "-h", str(img)]).stdout
+    assert "First orphan inode:" in out
+    with mounted(img) as k2:
+        assert k2.listdir("/mnt") == ["lost+found"]
+    E.e2fsck(img)
+    assert "First orphan inode:" not in E.run(["dumpe2fs", "-h", str(img)]).stdout

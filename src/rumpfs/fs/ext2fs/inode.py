@@ -146,9 +146,10 @@ def read_raw(mp: Ext2Mount, ino: int) -> bytearray:
     return bytearray(data[off:off + mp.sb.inode_size])
 
 
-def iget(mp: Ext2Mount, ino: int) -> Ext2Node:
+def iget(mp: Ext2Mount, ino: int, orphan: bool = False) -> Ext2Node:
     """The vnode of inode ``ino`` (cached while anything holds it). EUCLEAN if the
-    inode is out of range, not in use, or fails its checks."""
+    inode is out of range, not in use (unless an ``orphan`` is wanted), or
+    fails its checks."""
     vp = mp.vcache.get(ino)
     if vp is not None:
         mp.recent[ino] = vp
@@ -160,7 +161,8 @@ def iget(mp: Ext2Mount, ino: int) -> Ext2Node:
     raw = read_raw(mp, ino)
     mode = u16(raw, 0)
     nlink = u16(raw, 0x1A)
-    if mode == 0 or (nlink == 0 and u32(raw, 0x14) != 0):
+    # (an orphan has no links and its i_dtime names the next orphan)
+    if mode == 0 or (nlink == 0 and u32(raw, 0x14) != 0 and not orphan):
         corrupt("inode %d is not in use (mode %o, links %d)", ino, mode, nlink)
     isz = len(raw)
     extra = u16(raw, 0x80) if isz > 128 else 0

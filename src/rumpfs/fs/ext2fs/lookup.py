@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.ext2fs.bmap import bmap_of
 from rumpfs.fs.ext2fs.csum import crc32c_raw
-from rumpfs.fs.ext2fs.ext2fs import IN_FILETYPE, corrupt, put16, put32, u16, u32
+from rumpfs.fs.ext2fs.ext2fs import IN_FILETYPE, IN_LARGEDIR, corrupt, put16, put32, u16, u32
 from rumpfs.fs.ext2fs.inode import ENCRYPT_FL, INDEX_FL, INLINE_DATA_FL, Ext2Node, iupdate
 from rumpfs.vfs.vnode import VBLK, VCHR, VDIR, VFIFO, VLNK, VNON, VREG, VSOCK, VType
 
@@ -92,7 +92,10 @@ class Dir:
         if self.dvp.flags & (INLINE_DATA_FL | ENCRYPT_FL):
             raise_errno(errno.EOPNOTSUPP)       # inline or encrypted directories
         size = self.dvp.size
-        if size % self.bs or size > self.bs << 32:
+        # Linux's limit (2 GiB; 4 TiB-ish with large_dir): a bigger one is a
+        # corrupt size, and scanning it would take hours
+        limit = 1 << 31 if not self.mp.sb.incompat & IN_LARGEDIR else self.bs << 32
+        if size % self.bs or size > limit:
             corrupt("directory %d size %d", self.dvp.ino, size)
         return size // self.bs
 

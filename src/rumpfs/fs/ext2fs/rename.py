@@ -63,8 +63,8 @@ def rename(ops: Ext2Ops, fdvp: Ext2Node, fname: bytes, fvp: Ext2Node, tdvp: Ext2
             tvp.nlink = max(0, tvp.nlink - 1)
         tvp.ctime = now
         iupdate(tvp)
-        if tvp.nlink == 0 and tvp.usecount == 0:
-            ops.release(tvp)
+        if tvp.nlink == 0:
+            ops.unlinked(tvp)
     fvp.ctime = now
     fdvp.mtime = fdvp.ctime = tdvp.mtime = tdvp.ctime = now
     iupdate(fvp)

@@ -63,6 +63,7 @@ from rumpfs.fs.ext2fs.ext2fs import (
     u32,
 )
 from rumpfs.fs.ext2fs.inode import Ext2Node, iget
+from rumpfs.fs.ext2fs.orphan import process_orphans
 from rumpfs.fs.ext2fs.vnops import Ext2Ops
 from rumpfs.vfs.bio import BlockDev, Buf, BufCache
 from rumpfs.vfs.mount import Mount, MountArgs, Vfs
@@ -86,6 +87,7 @@ class Ext2Mount(Mount):
         "forced_ro",
         "gds",
         "marked",
+        "orphans",
         "recent",
         "sb",
         "spb",
@@ -105,6 +107,7 @@ class Ext2Mount(Mount):
         self.forced_ro = forced_ro
         self.was_clean = bool(sb.state & STATE_VALID)
         self.marked = False             # the superblock on disk says "not clean"
+        self.orphans: list[int] = []    # the orphan list (orphan.py)
         self.vnops = Ext2Ops(vfs.clock)
         self.vcache: weakref.WeakValueDictionary[int, Ext2Node] = weakref.WeakValueDictionary()
         self.recent: OrderedDict[int, Ext2Node] = OrderedDict()
@@ -254,8 +257,8 @@ def _check_features(sb: Superblock, read_only: bool) -> str | None:
         reasons.append("feature(s) " + ", ".join(feature_names(inc, IN_NAMES)))
     if sb.incompat & IN_RECOVER:
         reasons.append("the journal needs recovery")
-    if sb.ro_compat & RO_ORPHAN_PRESENT or u32(sb.raw, 232):
-        reasons.append("orphan inodes to process")
+    if sb.ro_compat & RO_ORPHAN_PRESENT:
+        reasons.append("orphan inodes in the orphan file")
     if sb.state & STATE_ERROR:
         reasons.append("errors recorded (run e2fsck)")
     elif not sb.state & STATE_VALID:
@@ -294,6 +297,13 @@ def ext2fs_mount(vfs: Vfs, dev: int, args: MountArgs) -> Mount:
             put16(sb.raw, 52, u16(sb.raw, 52) + 1)                 # s_mnt_count
             put32(sb.raw, 44, vfs.clock.now_ns() // 1_000_000_000)  # s_mtime
             mp.writable()                                          # "not clean" on disk
+            if u32(sb.raw, 232):
+                try:
+                    process_orphans(mp)
+                except OSError as e:
+                    log.warning("ext2fs: mounting read-only: orphan list: %s", e.strerror)
+                    mp.forced_ro = "a bad orphan list"
+                    mp.read_only = True
             vfs.bufcache.flush(bdev)
     except BaseException:
         vfs.bufcache.invalidate(bdev)

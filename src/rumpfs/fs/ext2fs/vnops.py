@@ -46,6 +46,7 @@ from rumpfs.fs.ext2fs.inode import (
     new_inode_raw,
 )
 from rumpfs.fs.ext2fs.lookup import FT_OF, Dir, fsname, vtype_of
+from rumpfs.fs.ext2fs.orphan import add_orphan, drop_orphan
 from rumpfs.fs.ext2fs.rename import exchange, rename
 from rumpfs.kern.clock import Clock
 from rumpfs.vfs.genfs import GenfsOps
@@ -172,11 +173,21 @@ class Ext2Ops(GenfsOps):
             vp.nlink = 0
             vp.ino = -abs(vp.ino)
 
+    def unlinked(self, vp: Ext2Node) -> None:
+        """``vp`` lost its last name: free it now, or (while it is referenced:
+        open files, a cwd) put it on the orphan list, as Linux does, so that a
+        crash before the last close leaves work a mount or e2fsck finishes."""
+        if vp.usecount == 0:
+            self.release(vp)
+        else:
+            add_orphan(_mp(vp), vp)
+
     def _free(self, vp: Ext2Node) -> None:
         """Give back the blocks and the inode of unlinked ``vp``."""
         mp = _mp(vp)
         if mp.read_only or mp.forced_ro is not None:
             return
+        drop_orphan(mp, vp)
         if vp.type in (VREG, VDIR) or (vp.type is VLNK and not self._fast_link(vp)):
             bmap_of(vp).truncate(0)
         if vp.file_acl:
@@ -335,8 +346,8 @@ class Ext2Ops(GenfsOps):
         n.ctime = d.mtime = d.ctime = now
         iupdate(d)
         iupdate(n)
-        if n.nlink == 0 and n.usecount == 0:
-            self.release(n)
+        if n.nlink == 0:
+            self.unlinked(n)
 
     def vop_rmdir(self, dvp: Vnode, name: str, vp: Vnode) -> None:
         d, n = _node(dvp), _node(vp)
@@ -351,8 +362,7 @@ class Ext2Ops(GenfsOps):
         n.ctime = now
         iupdate(d)
         iupdate(n)
-        if n.usecount == 0:
-            self.release(n)
+        self.unlinked(n)
 
     def vop_rename(
         self, fdvp: Vnode, fname: str, fvp: Vnode, tdvp: Vnode, tname: str, tvp: Vnode | None
