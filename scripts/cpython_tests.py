@@ -65,20 +65,20 @@ def is_mounted(path: str) -> bool:
 
 
 class Mount:
-    """``rumpfs mount MP --allow-other`` in its own process (this interpreter's
+    """``rumpfs mount -f MP --allow-other`` in its own process (this interpreter's
     rumpfs: set PYTHONPATH to serve another tree's)."""
 
     def __init__(self) -> None:
         self.mp = tempfile.mkdtemp(prefix="rumpfs-cpython-", dir="/tmp")
         os.chmod(self.mp, 0o755)
-        self.proc = subprocess.Popen([sys.executable, "-m", "rumpfs", "mount", self.mp,
-                                      "--allow-other"], stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([sys.executable, "-m", "rumpfs", "mount", "-f", "-q",
+                                      "--mode", "1777", "--allow-other", self.mp],
+                                     stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not is_mounted(self.mp):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("rumpfs mount did not come up")
             time.sleep(0.05)
-        os.chmod(self.mp, 0o1777)
 
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

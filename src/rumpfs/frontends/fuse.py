@@ -713,8 +713,12 @@ class FuseServer:
         cache_timeout: float = 3600.0,
     ) -> None:
         self.mountpoint = os.path.abspath(os.fspath(mountpoint))
+        # With cached entries the host walks cached path components without
+        # asking (no LOOKUP, so no search-permission check by the kernel):
+        # it must check permissions itself, from the attributes it caches --
+        # which are right, since only this mount changes them.
         self.channel = FuseChannel(self.mountpoint, read_only=read_only,
-                                   allow_other=allow_other)
+                                   allow_other=allow_other, default_permissions=exclusive)
         self.ops = RumpOperations(handles, self.channel,
                                   cache_timeout if exclusive else 0.0)
         self.debug = debug

@@ -125,10 +125,11 @@ class FuseChannel:
     """An open, mounted ``/dev/fuse`` connection."""
 
     def __init__(self, mountpoint: str, *, read_only: bool = False,
-                 allow_other: bool = False) -> None:
+                 allow_other: bool = False, default_permissions: bool = False) -> None:
         self.mountpoint = mountpoint
         self.read_only = read_only
         self.allow_other = allow_other
+        self.default_permissions = default_permissions
         self.fd = -1
         self.dev: tuple[int, int] | None = None   # our connection's st_dev
         self.identity: tuple[int, int, int] | None = None   # ... and our mount's id
@@ -155,13 +156,15 @@ class FuseChannel:
         opts = ["fsname=rumpfs", "subtype=rumpfs"]
         if self.allow_other:
             opts.append("allow_other")
+        if self.default_permissions:
+            opts.append("default_permissions")
         return opts
 
     def _mount_root(self) -> None:
         fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         try:
             data = ",".join([f"fd={fd}", "rootmode=40000", "user_id=0", "group_id=0",
-                             *(["allow_other"] if self.allow_other else [])])
+                             *self._options()[2:]])
             flags = MS_NOSUID | MS_NODEV | (MS_RDONLY if self.read_only else 0)
             rc = _c().mount(b"rumpfs", os.fsencode(self.mountpoint), b"fuse.rumpfs",
                             ctypes.c_ulong(flags), data.encode())

@@ -52,3 +52,20 @@ def test_pages_follow_writes_and_truncates(exclusive_mnt: Path) -> None:
     assert os.stat(p).st_nlink == 2
     os.unlink(exclusive_mnt / "h")
     assert os.stat(p).st_nlink == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to uid 1000")
+def test_search_permission_holds_on_cached_paths(exclusive_mnt: Path) -> None:
+    """Cached dentries let the host walk a path without LOOKUPs: it must then
+    check search permission itself (default_permissions), as tmpfs does."""
+    import subprocess
+
+    d = exclusive_mnt / "closed"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "f").write_bytes(b"x")
+    os.chmod(d / "sub" / "f", 0o666)
+    os.stat(d / "sub" / "f")              # root caches every component
+    os.chmod(d, 0o700)                    # uid 1000 may not search it
+    res = subprocess.run(["/bin/cat", str(d / "sub" / "f")], capture_output=True,
+                         user=1000, group=1000, extra_groups=[], check=False)
+    assert res.returncode != 0 and b"Permission denied" in res.stderr
