@@ -345,3 +345,25 @@ def test_orphans_survive_a_crash(tmp_path: Path, opt: str) -> None:
         assert k2.listdir("/mnt") == ["lost+found"]
     E.e2fsck(img)
     assert "First orphan inode:" not in E.run(["dumpe2fs", "-h", str(img)]).stdout
+
+
+def test_dir_nlink(tmp_path: Path) -> None:
+    """Past 65000 links a directory counts 1 with dir_nlink (ext4); without it
+    (ext2) mkdir is EMLINK. The count is faked with debugfs, then put back."""
+    for opt, dir_nlink in (("ext4-4k-256", True), ("ext2-1k-128", False)):
+        img = make_image(tmp_path, opt, script=["sif dir links_count 64999"])
+        with mounted(img) as k:
+            k.mkdir("/mnt/dir/x1")
+            assert k.lstat("/mnt/dir").st_nlink == 65000
+            if dir_nlink:
+                k.mkdir("/mnt/dir/x2")
+                assert k.lstat("/mnt/dir").st_nlink == 1
+                k.rmdir("/mnt/dir/x2")
+                assert k.lstat("/mnt/dir").st_nlink == 1
+            else:
+                with pytest.raises(OSError) as ei:
+                    k.mkdir("/mnt/dir/x2")
+                assert ei.value.errno == errno.EMLINK
+            k.rmdir("/mnt/dir/x1")
+        E.debugfs(img, ["sif dir links_count 3"])
+        E.e2fsck(img)

@@ -152,8 +152,7 @@ def iget(mp: Ext2Mount, ino: int, orphan: bool = False) -> Ext2Node:
     fails its checks."""
     vp = mp.vcache.get(ino)
     if vp is not None:
-        mp.recent[ino] = vp
-        mp.recent.move_to_end(ino)
+        mp.cache_vnode(vp)          # most recently used (the list stays bounded)
         return vp
     sb = mp.sb
     if ino < 1 or ino > sb.inodes_count or (ino < sb.first_ino and ino != 2):
