@@ -253,3 +253,19 @@ def test_dup2_and_sendfile_into_a_pipe(px: Any) -> None:
     assert px.read(r, 100) == b""
     px.close(r)
     px.close(fd)
+
+
+def test_fifo_io_stamps_the_node(px: Any) -> None:
+    old = 1_000_000_000_123_456_789
+    px.mkfifo("/fifo")
+    rw = px.open("/fifo", os.O_RDWR)
+    path = px._p("/fifo") if isinstance(px, HostOs) else "/fifo"
+    px.utime(path, ns=(old, old))
+    px.write(rw, b"x")
+    st = px.stat("/fifo")
+    assert st.st_mtime_ns != old and st.st_atime_ns == old
+    px.utime(path, ns=(old, old))
+    assert px.read(rw, 1) == b"x"
+    st = px.stat("/fifo")
+    assert st.st_atime_ns != old and st.st_mtime_ns == old
+    px.close(rw)

@@ -31,7 +31,7 @@ from rumpfs.kern.cred import Cred
 from rumpfs.kern.pipe import Pipe, PipeEnd
 from rumpfs.vfs.genfs import GenfsOps
 from rumpfs.vfs.mount import Mount, Vfs
-from rumpfs.vfs.vnode import VFIFO, Vnode
+from rumpfs.vfs.vnode import VFIFO, Vattr, Vnode
 
 __all__ = ["PipeVnode", "fifo_open", "pipe_vnode"]
 
@@ -52,8 +52,9 @@ def fifo_open(vfs: Vfs, vp: Vnode, flags: int) -> PipeEnd:
         fifos[vp] = pipe
     acc = flags & _ACCMODE
     nonblock = bool(flags & os.O_NONBLOCK)
+    end: PipeEnd
     if acc == os.O_RDONLY:
-        end = PipeEnd(pipe, True, False, nonblock)
+        end = FifoEnd(vfs, vp, pipe, True, False, nonblock)
         if not nonblock and not pipe.writers:
             _wait(end, pipe.wait_for_writer)
     elif acc == os.O_WRONLY:
@@ -61,12 +62,48 @@ def fifo_open(vfs: Vfs, vp: Vnode, flags: int) -> PipeEnd:
             if not pipe.writers:
                 pipe.close_end(False, False)        # nobody holds it: let it go
             raise_errno(errno.ENXIO)
-        end = PipeEnd(pipe, False, True, nonblock)
+        end = FifoEnd(vfs, vp, pipe, False, True, nonblock)
         if not pipe.readers:
             _wait(end, pipe.wait_for_reader)
     else:
-        end = PipeEnd(pipe, True, True, nonblock)
+        end = FifoEnd(vfs, vp, pipe, True, True, nonblock)
     return end
+
+
+_DAY_NS = 86_400 * 1_000_000_000
+
+
+class FifoEnd(PipeEnd):
+    """An end of a FIFO node's pipe: data moved stamps the node as Linux's
+    pipe_read/pipe_write do (atime by relatime rules after a read; mtime and
+    ctime after a write), except on a read-only mount."""
+
+    __slots__ = ("vfs", "vp")
+
+    def __init__(self, vfs: Vfs, vp: Vnode, pipe: Pipe, read: bool, write: bool,
+                 nonblock: bool) -> None:
+        super().__init__(pipe, read, write, nonblock)
+        self.vfs = vfs
+        self.vp = vp
+
+    def d_read(self, minor: int, size: int, offset: int) -> bytes:
+        data = super().d_read(minor, size, offset)
+        vp = self.vp
+        if data and not vp.mount.read_only:
+            st_ = vp.ops.vop_getattr(vp)
+            now = self.vfs.clock.now_ns()
+            atime = st_.st_atime_ns
+            if atime <= st_.st_mtime_ns or atime <= st_.st_ctime_ns or now - atime >= _DAY_NS:
+                vp.ops.vop_setattr(vp, Vattr(atime_ns=now))
+        return data
+
+    def d_write(self, minor: int, data: bytes | memoryview, offset: int) -> int:
+        n = super().d_write(minor, data, offset)
+        vp = self.vp
+        if n and not vp.mount.read_only:
+            now = self.vfs.clock.now_ns()
+            vp.ops.vop_setattr(vp, Vattr(mtime_ns=now, ctime_ns=now))
+        return n
 
 
 def _wait(end: PipeEnd, wait: Callable[[], None]) -> None:
