@@ -12,10 +12,13 @@ nothing.
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Self, cast
@@ -32,7 +35,7 @@ from rumpfs.fs.msdosfs import msdosfs_mount
 from rumpfs.fs.rumpfs import rumpfs_mount
 from rumpfs.handles import NodeHandles
 from rumpfs.kern.clock import Clock
-from rumpfs.kern.cred import Cred
+from rumpfs.kern.cred import Cred, id_arg
 from rumpfs.kern.devsw import CHAR, DevSwitch
 from rumpfs.kern.lock import KernelLock
 from rumpfs.kern.proc import Proc
@@ -152,7 +155,8 @@ class Process:
     def __init__(self, kernel: Kernel, proc: VProc) -> None:
         self.kernel = kernel
         self._p = proc
-        self._lock: threading.Lock = kernel._lock
+        self._lock: AbstractContextManager[Any] = kernel._lock
+        kernel._facades.add(self)       # shutdown() swaps their lock for ESHUTDOWN
 
     @property
     def vproc(self) -> VProc:
@@ -183,6 +187,7 @@ class Process:
 
     def umask(self, mask: int) -> int:
         """``os.umask``: set the file-mode creation mask; returns the old one."""
+        mask = _c_int(mask)
         with self._lock:
             old, self._p.umask = self._p.umask, mask & 0o777
             return old
@@ -192,6 +197,7 @@ class Process:
     def open(self, path: StrOrBytesPath, flags: int, mode: int = 0o777, *,
              dir_fd: int | None = None) -> int:
         """``os.open``: a descriptor in this process's table (``dir_fd`` supported)."""
+        path = _fspath(path)
         with self._lock:
             return vfs_syscalls.sys_open(self._p, path, flags, mode, dir_fd)
 
@@ -257,6 +263,7 @@ class Process:
 
     def fchown(self, fd: int, uid: int, gid: int) -> None:
         """``os.fchown``."""
+        uid, gid = id_arg(uid, "uid"), id_arg(gid, "gid")
         with self._lock:
             sys_generic.sys_fchown(self._p, fd, uid, gid)
 
@@ -270,23 +277,27 @@ class Process:
     def stat(self, path: StrOrBytesPath | int, *, dir_fd: int | None = None,
              follow_symlinks: bool = True) -> os.stat_result:
         """``os.stat`` (a path, or a descriptor; ``dir_fd``, ``follow_symlinks``)."""
+        path = _fspath_or_fd(path)
         with self._lock:
             return vfs_syscalls.sys_stat(self._p, path, dir_fd, follow_symlinks)
 
     def lstat(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> os.stat_result:
         """``os.lstat``."""
+        path = _fspath(path)
         with self._lock:
             return vfs_syscalls.sys_stat(self._p, path, dir_fd, False)
 
     def access(self, path: StrOrBytesPath, mode: int, *, dir_fd: int | None = None,
                effective_ids: bool = False, follow_symlinks: bool = True) -> bool:
         """``os.access`` with the real ids (``effective_ids`` is accepted: they are equal)."""
+        path = _fspath(path)
         with self._lock:
             return vfs_syscalls.sys_access(self._p, path, mode, dir_fd, follow_symlinks)
 
     def mkdir(self, path: StrOrBytesPath, mode: int = 0o777, *,
               dir_fd: int | None = None) -> None:
         """``os.mkdir`` (mode masked by the umask)."""
+        path = _fspath(path)
         with self._lock:
             vfs_syscalls.sys_mkdir(self._p, path, mode, dir_fd)
 
@@ -320,11 +331,13 @@ class Process:
 
     def rmdir(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
         """``os.rmdir``."""
+        path = _fspath(path)
         with self._lock:
             vfs_syscalls.sys_rmdir(self._p, path, dir_fd)
 
     def unlink(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
         """``os.unlink`` (also ``remove``)."""
+        path = _fspath(path)
         with self._lock:
             vfs_syscalls.sys_unlink(self._p, path, dir_fd)
 
@@ -333,6 +346,7 @@ class Process:
     def rename(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
                src_dir_fd: int | None = None, dst_dir_fd: int | None = None) -> None:
         """``os.rename`` (also ``replace``: Linux's rename(2) replaces)."""
+        src, dst = _fspath(src), _fspath(dst)
         with self._lock:
             vfs_syscalls.sys_rename(self._p, src, dst, src_dir_fd, dst_dir_fd)
 
@@ -345,30 +359,35 @@ class Process:
         descriptor as ``src`` is linkat(src, "", AT_EMPTY_PATH), which ``os``
         cannot spell: it names an O_TMPFILE file."""
         if isinstance(src, int):
+            dst = _fspath(dst)
             with self._lock:
                 vfs_syscalls.sys_link_fd(self._p, src, dst, dst_dir_fd)
             return
         # As CPython does on Linux: plain link(2), which never follows, unless a
         # dir_fd is given, when linkat(AT_SYMLINK_FOLLOW) honours follow_symlinks.
         follow = follow_symlinks and (src_dir_fd is not None or dst_dir_fd is not None)
+        s, d = _fspath(src), _fspath(dst)
         with self._lock:
-            vfs_syscalls.sys_link(self._p, src, dst, src_dir_fd, dst_dir_fd, follow)
+            vfs_syscalls.sys_link(self._p, s, d, src_dir_fd, dst_dir_fd, follow)
 
     def symlink(self, src: StrOrBytesPath, dst: StrOrBytesPath,
                 target_is_directory: bool = False, *, dir_fd: int | None = None) -> None:
         """``os.symlink`` (``target_is_directory`` is ignored, as on Linux)."""
+        src, dst = _fspath(src), _fspath(dst)
         with self._lock:
             vfs_syscalls.sys_symlink(self._p, src, dst, dir_fd)
 
     def readlink(self, path: AnyStr | os.PathLike[AnyStr], *,
                  dir_fd: int | None = None) -> AnyStr:
         """``os.readlink`` (bytes in, bytes out)."""
+        path = _fspath(path)
         with self._lock:
             target = vfs_syscalls.sys_readlink(self._p, path, dir_fd)
         return cast(AnyStr, _like(path, target))
 
     def listdir(self, path: StrOrBytesPath | int | None = None) -> list[Any]:
         """``os.listdir`` (a path, a descriptor, or the cwd; bytes in, bytes out)."""
+        path = None if path is None else _fspath_or_fd(path)
         with self._lock:
             names = vfs_syscalls.sys_listdir(self._p, path)
         if isinstance(path, bytes):
@@ -377,6 +396,7 @@ class Process:
 
     def scandir(self, path: StrOrBytesPath | int | None = None) -> ScandirIterator[Any]:
         """``os.scandir``: DirEntry objects whose stat()/is_dir() ask this kernel."""
+        path = None if path is None else _fspath_or_fd(path)
         with self._lock:
             ents = vfs_syscalls.sys_readdir(self._p, path)
         arg = "." if path is None else path
@@ -410,17 +430,22 @@ class Process:
     def chmod(self, path: StrOrBytesPath | int, mode: int, *, dir_fd: int | None = None,
               follow_symlinks: bool = True) -> None:
         """``os.chmod`` (a path or a descriptor)."""
+        path = _fspath_or_fd(path)
         with self._lock:
             vfs_syscalls.sys_chmod(self._p, path, mode, dir_fd, follow_symlinks)
 
     def chown(self, path: StrOrBytesPath | int, uid: int, gid: int, *,
               dir_fd: int | None = None, follow_symlinks: bool = True) -> None:
         """``os.chown`` (a path or a descriptor)."""
+        path = _fspath_or_fd(path)
+        uid, gid = id_arg(uid, "uid"), id_arg(gid, "gid")
         with self._lock:
             vfs_syscalls.sys_chown(self._p, path, uid, gid, dir_fd, follow_symlinks)
 
     def lchown(self, path: StrOrBytesPath, uid: int, gid: int) -> None:
         """``os.lchown``."""
+        path = _fspath(path)
+        uid, gid = id_arg(uid, "uid"), id_arg(gid, "gid")
         with self._lock:
             vfs_syscalls.sys_chown(self._p, path, uid, gid, None, False)
 
@@ -428,22 +453,26 @@ class Process:
               ns: tuple[int, int] | None = None, dir_fd: int | None = None,
               follow_symlinks: bool = True) -> None:
         """``os.utime`` (``times`` in seconds or ``ns``; None: now)."""
+        path = _fspath_or_fd(path)
         with self._lock:
             vfs_syscalls.sys_utime(self._p, path, times, ns, dir_fd, follow_symlinks)
 
     def truncate(self, path: StrOrBytesPath | int, length: int) -> None:
         """``os.truncate`` (a path or a descriptor)."""
+        path = _fspath_or_fd(path)
         with self._lock:
             vfs_syscalls.sys_truncate(self._p, path, length)
 
     def mknod(self, path: StrOrBytesPath, mode: int = 0o600, device: int = 0, *,
               dir_fd: int | None = None) -> None:
         """``os.mknod``: device nodes reach the kernel's drivers (rumpblk, mem) when opened."""
+        path = _fspath(path)
         with self._lock:
             vfs_syscalls.sys_mknod(self._p, path, mode, device, dir_fd)
 
     def statvfs(self, path: StrOrBytesPath | int) -> os.statvfs_result:
         """``os.statvfs`` of the file system holding ``path``."""
+        path = _fspath_or_fd(path)
         with self._lock:
             return vfs_syscalls.sys_statvfs(self._p, path)
 
@@ -451,6 +480,7 @@ class Process:
 
     def chdir(self, path: StrOrBytesPath | int) -> None:
         """``os.chdir`` (a path or a descriptor)."""
+        path = _fspath_or_fd(path)
         with self._lock:
             vfs_syscalls.sys_chdir(self._p, path)
 
@@ -580,6 +610,53 @@ class Process:
         return f"<{type(self).__name__} pid={self._p.pid} uid={c.uid} gid={c.gid}>"
 
 
+def _fspath(path: Any) -> Any:
+    """A path argument as ``os`` reads it (``os.fspath``), before the kernel lock
+    is taken: a ``__fspath__`` may call back into the same kernel."""
+    return path if type(path) is str else os.fspath(path)
+
+
+def _fspath_or_fd(path: Any) -> Any:
+    """:func:`_fspath` for arguments that may also be a descriptor."""
+    if type(path) is str or isinstance(path, int):
+        return path
+    return os.fspath(path)
+
+
+def _c_int(value: Any) -> int:
+    """An int argument as ``os`` converts one to a C int (``os.umask``'s mask)."""
+    v = operator.index(value)
+    if v > _C_INT_MAX:
+        raise OverflowError("Python int too large to convert to C int")
+    if v < -_C_INT_MAX - 1:
+        raise OverflowError("signed integer is less than minimum")
+    return v
+
+
+def _process_id(value: object, what: str) -> int:
+    """A uid or gid for a new process: as ``os.chown`` converts it, but "no id"
+    (-1) is no id a process can have."""
+    v = id_arg(value, what)
+    if v == -1:
+        raise ValueError(f"{what} {value!r} is not an id a process can have")
+    return v
+
+
+class _ShutdownLock:
+    """Stands in for the kernel lock of every facade once the kernel is shut
+    down: whatever is called then fails with one clear error, ESHUTDOWN."""
+
+    def __enter__(self) -> None:
+        raise_errno(errno.ESHUTDOWN)
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_SHUTDOWN_LOCK = _ShutdownLock()
+_C_INT_MAX = (1 << 31) - 1
+
+
 def _like(template: object, value: str) -> Any:
     """``value`` as bytes when the caller passed bytes (as ``os`` answers)."""
     if isinstance(template, bytes) or (
@@ -601,12 +678,14 @@ class Kernel(Process):
         The kernel follows no host sysctl: its policies are its own."""
         if not isinstance(protected_hardlinks, bool):
             raise TypeError("protected_hardlinks must be a bool")
-        self._lock: threading.Lock = KernelLock()
+        self._kernel_lock = KernelLock()
+        self._lock: AbstractContextManager[Any] = self._kernel_lock
+        self._facades: weakref.WeakSet[Process] = weakref.WeakSet()
         self.hypervisor: Hypervisor = hypervisor if hypervisor is not None else PosixHost()
         self.clock = Clock(self.hypervisor)
         self.devsw = DevSwitch()
         self.devsw.register(CHAR, MEM_MAJOR, MemDriver())
-        self.vfs: Vfs = Vfs(self.clock, self.devsw, self._lock)
+        self.vfs: Vfs = Vfs(self.clock, self.devsw, self._kernel_lock)
         self.vfs.protected_hardlinks = protected_hardlinks
         self.vfs.register_fstype("rumpfs", rumpfs_mount)
         self.vfs.register_fstype("ext2", ext2fs_mount)
@@ -633,15 +712,27 @@ class Kernel(Process):
 
     def process(self, uid: int = 0, gid: int = 0, groups: Iterable[int] = (), *,
                 umask: int = 0o022) -> Process:
-        """A new process with its own descriptors, cwd "/", umask and credentials."""
+        """A new process with its own descriptors, cwd "/", umask and credentials.
+
+        Ids are converted as ``os.chown`` converts them (TypeError,
+        OverflowError); -1, "no id", is a ValueError here."""
+        cred = Cred(_process_id(uid, "uid"), _process_id(gid, "gid"),
+                    frozenset(_process_id(g, "gid") for g in groups))
+        mask = _c_int(umask) & 0o777
         with self._lock:
             root = self.vfs.rootvnode
             assert root is not None
-            proc = self._new_proc(Cred(uid, gid, frozenset(groups)), root, umask)
+            proc = self._new_proc(cred, root, mask)
         return Process(self, proc)
 
     def exit_process(self, process: Process) -> None:
-        """End ``process``: close its descriptors, release its cwd."""
+        """End ``process``: close its descriptors, release its cwd. TypeError
+        for anything but a process of this kernel; the kernel (pid 1) cannot exit."""
+        if not isinstance(process, Process) or process.kernel is not self:
+            raise TypeError(f"exit_process() takes a Process of this kernel, "
+                            f"not {type(process).__name__}")
+        if process is self:
+            raise ValueError("the kernel's own process (pid 1) cannot exit")
         with self._lock:
             self._exit(process._p)
 
@@ -673,6 +764,8 @@ class Kernel(Process):
         the buffer cache's budget (one cache per kernel). etfs mappings are
         made with ``etfs_register``, not here.
         """
+        path = _fspath(path)
+        device = None if device is None else _fspath(device)
         with self._lock:
             self.check_running()
             sys_mount.sys_mount(self._p, fstype, path,
@@ -687,11 +780,13 @@ class Kernel(Process):
     def remount(self, path: StrOrBytesPath, read_only: bool) -> None:
         """Make the mount at ``path`` (``/`` included) read-only or read-write again;
         EBUSY when going read-only while a file there is open for writing."""
+        path = _fspath(path)
         with self._lock:
             sys_mount.sys_remount(self._p, path, read_only)
 
     def unmount(self, path: StrOrBytesPath) -> None:
         """Unmount the file system mounted at ``path``; EBUSY while in use."""
+        path = _fspath(path)
         with self._lock:
             sys_mount.sys_unmount(self._p, path)
 
@@ -706,20 +801,21 @@ class Kernel(Process):
         and a BLK/CHR key's device refuses writers (EACCES, as a
         write-protected disk).
         """
+        skey, shost = os.fsdecode(os.fspath(key)), os.fsdecode(os.fspath(hostpath))
+        os.fsencode(skey)           # a lone surrogate: UnicodeEncodeError, as os raises
         with self._lock:
             self.check_running()
             try:
-                self.etfs.register(self._p, os.fsdecode(os.fspath(key)),
-                                   os.fsdecode(os.fspath(hostpath)), ftype, begin, size,
-                                   read_only)
+                self.etfs.register(self._p, skey, shost, ftype, begin, size, read_only)
             except OSError as e:
                 raise with_filename(e, key) from None
 
     def etfs_remove(self, key: StrOrBytesPath) -> None:
         """Undo the registration at ``key``; its open descriptors fail with EIO."""
+        skey = os.fsdecode(os.fspath(key))
         with self._lock:
             try:
-                self.etfs.remove(os.fsdecode(os.fspath(key)))
+                self.etfs.remove(skey)
             except OSError as e:
                 raise with_filename(e, key) from None
 
@@ -814,11 +910,19 @@ class Kernel(Process):
     # -- lifetime -----------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Close every descriptor of every process and release all host resources."""
-        with self._lock:
+        """Close every descriptor of every process and release all host resources.
+
+        Every step runs even when one fails (every hook, every device); the
+        first error is raised at the end, later ones noted on it. Afterwards
+        every call of this kernel or its processes raises ESHUTDOWN; a second
+        ``shutdown()`` does nothing."""
+        errors: list[Exception] = []
+        with self._kernel_lock:
             if not self.running:
                 return
             self.running = False
+            for facade in list(self._facades):
+                facade._lock = _SHUTDOWN_LOCK
             for pipe in list(self.vfs.fifos.values()):
                 pipe.shutdown()             # FIFO opens still waiting for a partner
             for proc in list(self._procs.values()):
@@ -826,14 +930,27 @@ class Kernel(Process):
                     try:
                         sys_generic.sys_close(proc, fd)
                     except OSError:
-                        pass
+                        pass            # a failing close still frees the descriptor
+                    except Exception as e:
+                        errors.append(e)
             # Disk file systems write their last state before the drivers go.
-            err = self.vfs.shutdown_devices()
+            try:
+                err = self.vfs.shutdown_devices()
+                if err is not None:
+                    errors.append(err)  # a write that failed is never dropped silently
+            except Exception as e:
+                errors.append(e)
             for hook in reversed(self._shutdown_hooks):
-                hook()
+                try:
+                    hook()
+                except Exception as e:
+                    errors.append(e)
             self._shutdown_hooks.clear()
-            if err is not None:
-                raise err               # a write that failed is never dropped silently
+        if errors:
+            first = errors[0]
+            for other in errors[1:]:
+                first.add_note(f"shutdown: also {other!r}")
+            raise first
 
     def check_running(self) -> None:
         """ESHUTDOWN (an OSError) if the kernel has been shut down."""
@@ -850,5 +967,5 @@ class Kernel(Process):
     @property
     def lock(self) -> threading.Lock:
         """The kernel lock (for frontends that batch several calls)."""
-        return self._lock
+        return self._kernel_lock
 

@@ -5,9 +5,14 @@ Allowed imports: ``rumpfs.errors``.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
+from typing import SupportsIndex
 
-__all__ = ["ROOT_CRED", "R_OK", "W_OK", "X_OK", "Cred", "may_access"]
+__all__ = ["ID_NONE", "ROOT_CRED", "R_OK", "W_OK", "X_OK", "Cred", "id_arg", "may_access"]
+
+ID_NONE = 0xFFFF_FFFF         # (uid_t)-1: "no id" to chown, never a process's id
+_LONG_MAX = (1 << 63) - 1
 
 R_OK = 4
 W_OK = 2
@@ -32,6 +37,24 @@ class Cred:
 
 
 ROOT_CRED = Cred(0, 0)
+
+
+def id_arg(value: object, what: str) -> int:
+    """A uid or gid argument converted as CPython's ``os.chown`` converts it:
+    an integer (``__index__``) else TypeError; -1 and (uid_t)-1 both mean
+    "leave alone" (returned as -1); below -1 or beyond 32 bits OverflowError."""
+    if type(value) is int and 0 <= value < ID_NONE:
+        return value                                    # the common case
+    if not isinstance(value, SupportsIndex):
+        raise TypeError(f"{what} should be integer, not {type(value).__name__}")
+    v = operator.index(value)
+    if v == -1 or v == ID_NONE:
+        return -1
+    if v > _LONG_MAX:
+        raise OverflowError(f"{what} is greater than maximum")
+    if v < -1 or v > ID_NONE:
+        raise OverflowError(f"{what} is less than minimum")     # CPython's wording
+    return v
 
 
 def may_access(

@@ -23,6 +23,7 @@ V = TypeVar("V")
 C = TypeVar("C")
 
 FD_MAX = 1 << 20
+_INT_LIMIT = 1 << 31
 
 
 class FdTable(Generic[F]):
@@ -48,11 +49,15 @@ class FdTable(Generic[F]):
         return fd
 
     def get(self, fd: int) -> F:
+        """The open file of ``fd``: EBADF if none; a non-integer is a TypeError
+        and a number beyond a C int an OverflowError, as ``os`` raises."""
         try:
             fp = self._slots[fd] if fd >= 0 else None
-        except (IndexError, TypeError):
+        except IndexError:
             fp = None
         if fp is None:
+            if not -_INT_LIMIT <= fd < _INT_LIMIT:
+                raise OverflowError("Python int too large to convert to C int")
             raise_errno(errno.EBADF)
         return fp
 

@@ -31,13 +31,15 @@ __all__ = ["changed", "getfile", "getvnode", "now", "pathstr", "startdir"]
 
 def pathstr(path: StrOrBytesPath) -> str:
     """The kernel's form of a path argument: str, NUL-free, at most PATH_MAX bytes.
-    Empty -> ENOENT; NUL -> ValueError, as ``os`` raises."""
-    if isinstance(path, str):
-        s = path
-    elif isinstance(path, bytes):
-        s = os.fsdecode(path)
+    Empty -> ENOENT; NUL -> ValueError; a str that has no bytes form (a lone
+    surrogate) -> UnicodeEncodeError: as ``os`` raises, so that no name the
+    host could not spell ever enters the namespace."""
+    if isinstance(path, bytes):
+        s = os.fsdecode(path)           # always encodable again (surrogateescape)
     else:
-        s = os.fsdecode(os.fspath(path))
+        s = path if isinstance(path, str) else os.fsdecode(os.fspath(path))
+        if not s.isascii():
+            os.fsencode(s)              # a lone surrogate: UnicodeEncodeError, as os raises
     if not s:
         raise_errno(errno.ENOENT)
     if "\0" in s:

@@ -28,13 +28,22 @@ def test_fd_table_hands_out_lowest_free() -> None:
     assert [fd for fd, _ in t.items()] == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("fd", [-1, 7, 2**40])
+@pytest.mark.parametrize("fd", [-1, 7, 2**31 - 1, -2**31])
 def test_fd_table_bad_descriptor_is_ebadf(fd: int) -> None:
     t: FdTable[str] = FdTable()
     t.alloc("a")
     with pytest.raises(OSError) as info:
         t.get(fd)
     assert info.value.errno == errno.EBADF
+
+
+@pytest.mark.parametrize(("fd", "exc"), [(2**40, OverflowError), (-2**31 - 1, OverflowError),
+                                         ("3", TypeError), (1.0, TypeError), (None, TypeError)])
+def test_fd_table_absurd_descriptor_raises_as_os(fd: object, exc: type[Exception]) -> None:
+    t: FdTable[str] = FdTable()
+    t.alloc("a")
+    with pytest.raises(exc):
+        t.get(fd)  # type: ignore[arg-type]
 
 
 def test_permission_classes_are_exclusive() -> None:
