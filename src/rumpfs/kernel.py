@@ -498,6 +498,7 @@ class Process:
     def getxattr(self, path: StrOrBytesPath | int, attribute: StrOrBytesPath, *,
                  follow_symlinks: bool = True) -> bytes:
         """``os.getxattr``: the value of extended attribute ``attribute``."""
+        path = _fspath_or_fd(path)
         with self._lock:
             return sys_xattr.sys_getxattr(self._p, path, attribute, follow_symlinks)
 
@@ -505,18 +506,21 @@ class Process:
                  flags: int = 0, *, follow_symlinks: bool = True) -> None:
         """``os.setxattr``: set ``attribute`` (flags XATTR_CREATE/XATTR_REPLACE)."""
         data = bytes(value)
+        path = _fspath_or_fd(path)
         with self._lock:
             sys_xattr.sys_setxattr(self._p, path, attribute, data, flags, follow_symlinks)
 
     def listxattr(self, path: StrOrBytesPath | int | None = None, *,
                   follow_symlinks: bool = True) -> list[str]:
         """``os.listxattr``: the attribute names of ``path`` (the cwd if None)."""
+        path = None if path is None else _fspath_or_fd(path)
         with self._lock:
             return sys_xattr.sys_listxattr(self._p, path, follow_symlinks)
 
     def removexattr(self, path: StrOrBytesPath | int, attribute: StrOrBytesPath, *,
                     follow_symlinks: bool = True) -> None:
         """``os.removexattr``: remove extended attribute ``attribute``."""
+        path = _fspath_or_fd(path)
         with self._lock:
             sys_xattr.sys_removexattr(self._p, path, attribute, follow_symlinks)
 
@@ -546,6 +550,7 @@ class Process:
     def mkfifo(self, path: StrOrBytesPath, mode: int = 0o666, *,
                dir_fd: int | None = None) -> None:
         """``os.mkfifo``: make a FIFO node."""
+        path = _fspath(path)
         with self._lock:
             sys_pipe.sys_mkfifo(self._p, path, mode, dir_fd)
 
