@@ -22,16 +22,15 @@ run under it and must not call back into the kernel.
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import W_OK, X_OK, Cred
 from rumpfs.kern.proc import Proc
-from rumpfs.vfs import sys_falloc, sys_generic, vfs_syscalls, vfs_vnops
+from rumpfs.vfs import sys_falloc, sys_generic, sys_xattr, vfs_syscalls, vfs_vnops
 from rumpfs.vfs.genfs import RENAME_EXCHANGE, RENAME_NOREPLACE
 from rumpfs.vfs.mount import Vfs
 from rumpfs.vfs.namei import dotdot, lookup_last
@@ -101,6 +100,7 @@ class NodeHandles:
         vref(root)
         self._server: VProc = Proc(self._vfs, 0, Cred(0, 0), root, root, 0)
         self._procs: dict[tuple[int, int, tuple[int, ...], int], Caller] = {}
+        self._linkable: set[int] = set()   # O_TMPFILE handles (no O_EXCL) not yet named
 
     # -- handles ------------------------------------------------------------
 
@@ -149,6 +149,7 @@ class NodeHandles:
                 self._counts[handle] = count
                 return
             self._counts.pop(handle, None)
+            self._linkable.discard(handle)
             vp = self._vnodes.pop(handle, None)
             if vp is not None:
                 vrele(vp)
@@ -283,7 +284,10 @@ class NodeHandles:
     def link(self, p: Caller, handle: int, newparent: int, newname: bytes) -> os.stat_result:
         with self._lock, self._quiet():
             vp, dvp, s = self._vp(handle), self._vp(newparent), os.fsdecode(newname)
-            vfs_syscalls.vn_link(p.vproc, vp, dvp, s)
+            # linkat(fd, "", AT_EMPTY_PATH) of an O_TMPFILE file reaches us as
+            # a LINK of its node: the first one may name it (I_LINKABLE)
+            vfs_syscalls.vn_link(p.vproc, vp, dvp, s, False, handle in self._linkable)
+            self._linkable.discard(handle)
             return self._entered(dvp, s)
 
     def unlink(self, p: Caller, parent: int, name: bytes) -> None:
@@ -333,6 +337,18 @@ class NodeHandles:
             fh = self._adopt(p.vproc, fd)
             return fh, self._remember(self._server.fds.get(fh).vp)
 
+    def tmpfile(self, p: Caller, parent: int, mode: int,
+                flags: int) -> tuple[int, os.stat_result]:
+        """open(dir, O_TMPFILE): an unnamed file, open, and its (counted) handle."""
+        with self._lock, self._quiet():
+            fd = vfs_syscalls.open_tmpfile(p.vproc, self._vp(parent),
+                                           flags | vfs_syscalls.O_TMPFILE, mode)
+            fh = self._adopt(p.vproc, fd)
+            st = self._remember(self._server.fds.get(fh).vp)
+            if not flags & os.O_EXCL:
+                self._linkable.add(st.st_ino)
+            return fh, st
+
     def read(self, fh: int, size: int, offset: int) -> bytes:
         with self._lock:
             return sys_generic.sys_pread(self._server, fh, size, offset)
@@ -357,30 +373,27 @@ class NodeHandles:
                 return None
             return fp.vp.ops.vop_backing_fd(fp.vp, fp.readable, fp.writable)
 
-    # -- extended attributes (when the kernel has them: vfs/sys_xattr) -------
-
-    def has_xattrs(self) -> bool:
-        return _xattr() is not None
+    # -- extended attributes ------------------------------------------------
 
     def getxattr(self, p: Caller, handle: int, name: bytes) -> bytes:
-        x = _xattr_or_enotsup()
+        x = sys_xattr
         with self._lock:
             vp = self._vp(handle)
             return bytes(x.vn_getxattr(p.vproc, vp, x.check_args(name)))
 
     def listxattr(self, p: Caller, handle: int) -> list[str]:
-        x = _xattr_or_enotsup()
+        x = sys_xattr
         with self._lock:
             return list(x.vn_listxattr(p.vproc, self._vp(handle)))
 
     def setxattr(self, p: Caller, handle: int, name: bytes, value: bytes, flags: int) -> None:
-        x = _xattr_or_enotsup()
+        x = sys_xattr
         with self._lock, self._quiet():
             vp = self._vp(handle)
             x.vn_setxattr(p.vproc, vp, x.check_args(name, value, flags), value, flags)
 
     def removexattr(self, p: Caller, handle: int, name: bytes) -> None:
-        x = _xattr_or_enotsup()
+        x = sys_xattr
         with self._lock, self._quiet():
             x.vn_removexattr(p.vproc, self._vp(handle), x.check_args(name))
 
@@ -506,21 +519,6 @@ class NodeHandles:
 
     def _quiet(self) -> _Quiet:
         return _Quiet(self._vfs)
-
-
-def _xattr() -> Any:
-    """The kernel's xattr calls (``rumpfs.vfs.sys_xattr``), or None before they exist."""
-    try:
-        return importlib.import_module("rumpfs.vfs.sys_xattr")
-    except ImportError:
-        return None
-
-
-def _xattr_or_enotsup() -> Any:
-    x = _xattr()
-    if x is None:
-        raise_errno(errno.EOPNOTSUPP)
-    return x
 
 
 class _Quiet:

@@ -240,10 +240,10 @@ class RumpOperations:
             fp.INTERRUPT: self.interrupt, fp.DESTROY: self.destroy,
             fp.BATCH_FORGET: self.batch_forget, fp.LSEEK: self.lseek,
             fp.FALLOCATE: self.fallocate, fp.COPY_FILE_RANGE: self.copy_file_range,
+            fp.GETXATTR: self.getxattr, fp.LISTXATTR: self.listxattr,
+            fp.SETXATTR: self.setxattr, fp.REMOVEXATTR: self.removexattr,
+            fp.TMPFILE: self.tmpfile,
         }
-        if handles.has_xattrs():
-            self.ops.update({fp.GETXATTR: self.getxattr, fp.LISTXATTR: self.listxattr,
-                             fp.SETXATTR: self.setxattr, fp.REMOVEXATTR: self.removexattr})
 
     # -- mapping ----------------------------------------------------------------------------
 
@@ -471,6 +471,13 @@ class RumpOperations:
         fh, st = self.h.create(p, self._handle(nodeid), name, mode, flags)
         return [self._gained(st), self._opened(fh)]
 
+    def tmpfile(self, nodeid: int, uid: int, gid: int, pid: int,
+                body: memoryview) -> list[bytes]:
+        flags, mode, umask, _ = fp.CREATE_IN.unpack_from(body)
+        p = self._proc(uid, gid, pid, umask)
+        fh, st = self.h.tmpfile(p, self._handle(nodeid), mode, flags)
+        return [self._gained(st), self._opened(fh)]
+
     def read(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
         return [self.h.read(fh, size, offset)]
@@ -578,10 +585,7 @@ class RumpOperations:
         return [fp.STATFS_OUT.pack(v.f_blocks, v.f_bfree, v.f_bavail, v.f_files, v.f_ffree,
                                    v.f_bsize, v.f_namemax, v.f_frsize, 0)]
 
-    # -- extended attributes ----------------------------------------------------------
-    # Routed to the kernel's xattr calls when it has them; before that the
-    # table has no entry, so ENOSYS makes the host answer EOPNOTSUPP itself
-    # from then on (and stop asking for security.capability before writes).
+    # -- extended attributes (the kernel's xattr calls, ACLs included) ----------------
 
     @staticmethod
     def _sized(data: bytes, size: int) -> list[bytes]:
@@ -619,7 +623,7 @@ class RumpOperations:
         self.h.removexattr(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
         return []
 
-    # Locks, ioctl, bmap, poll, tmpfile, statx: no handler, so ENOSYS.
+    # Locks, ioctl, bmap, poll, statx: no handler, so ENOSYS.
 
     # -- serving ----------------------------------------------------------------------------
 

@@ -114,7 +114,19 @@ CHILD = textwrap.dedent("""
     attempt("chown -1 -1", os.chown, f, -1, -1)
     out["chown -1 -1 ctime moved"] = os.stat(f).st_ctime_ns > before
 
-    # 7. extended attributes
+    # 7. O_TMPFILE, named later with linkat(fd, "", AT_EMPTY_PATH) through /proc
+    def tmpfile():
+        fd = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600)
+        os.write(fd, b"anon")
+        names = sorted(os.listdir(d))
+        os.link(f"/proc/self/fd/{fd}", p("named"))
+        os.close(fd)
+        return [names == sorted(n for n in names), open(p("named"), "rb").read().decode(),
+                oct(os.stat(p("named")).st_mode & 0o777)]
+    attempt("tmpfile", tmpfile)
+    attempt("tmpfile excl", lambda: os.close(os.open(d, os.O_TMPFILE | os.O_WRONLY | os.O_EXCL)))
+
+    # 8. extended attributes
     attempt("setxattr user", os.setxattr, f, "user.k", b"v")
     attempt("getxattr user", lambda: os.getxattr(f, "user.k").decode())
     attempt("listxattr", lambda: sorted(os.listxattr(f)))
@@ -124,20 +136,7 @@ CHILD = textwrap.dedent("""
     print(json.dumps(out, sort_keys=True))
 """)
 
-# Linux's tmpfs has user xattrs; until the kernel has them (vfs/sys_xattr), the
-# mount answers EOPNOTSUPP (ENOTSUP) there.
-KNOWN: set[str] = set()
-try:
-    from rumpfs.vfs import sys_xattr  # noqa: F401
-except ImportError:
-    KNOWN |= {"setxattr user", "getxattr user", "listxattr", "getxattr missing",
-              "removexattr user", "listxattr after remove"}
-# The kernel's fallocate (helper `linux`'s sys_fallocate) is not on main yet:
-# FALLOCATE is answered EOPNOTSUPP until it is (handles.NodeHandles.fallocate).
-try:
-    from rumpfs.vfs import sys_falloc  # noqa: F401
-except ImportError:
-    KNOWN |= {"fallocate 0", "fallocate keep size", "fallocate punch", "seek data after punch"}
+KNOWN: set[str] = set()   # calls where the mount may differ from tmpfs (none now)
 
 
 def setup(root: Path, uid: int) -> Path:
@@ -185,5 +184,3 @@ def check_protocol(mnt: Path, shm: Path, uid: int) -> None:
     if uid:
         assert want["suid after write"] == oct(0o777)
     assert want["getxattr user"] == "v"
-    if "setxattr user" in KNOWN:
-        assert got["setxattr user"] in ("ENOTSUP", "EOPNOTSUPP")
