@@ -3,7 +3,11 @@
 Peers, all measured in one run, interleaved (every round runs each workload
 on each peer in turn, in a rotating order):
 
-- ``rumpfs``: ``python -m rumpfs mount MP`` (this checkout);
+- ``rumpfs``: ``python -m rumpfs mount -f MP`` (this checkout; exclusive: the
+  host caches entries, attributes, pages and listings);
+- ``rumpfs-serve``: ``rumpfs.fuse.serve()`` (timeouts 0, every change
+  visible at once) while an in-process thread keeps changing the kernel
+  (creating, writing and unlinking files in its own directory);
 - ``pyfuse3-tmpfs``: ``examples/tmpfs.py`` from pyfuse3's source distribution,
   fetched at run time with ``pip download --no-binary pyfuse3 --no-deps
   pyfuse3==<installed version>`` into the cache directory and extracted there
@@ -410,11 +414,42 @@ def in_child(fn: Callable[[], dict[str, Result]], timeout: float) -> dict[str, R
         proc.join(10)
 
 
-def make_peers() -> list[Peer]:
-    peers = [Peer("rumpfs", [sys.executable, "-m", "rumpfs", "mount"],
+SERVE_PEER = """
+import os, sys, threading, time
+import rumpfs
+from rumpfs.fuse import serve
+k = rumpfs.Kernel()
+k.chmod("/", 0o1777)
+k.mkdir("/.inproc")
+stop = threading.Event()
+def churn():
+    i = 0
+    while not stop.is_set():
+        p = f"/.inproc/f{i % 100}"
+        fd = k.open(p, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        k.write(fd, b"x" * 4096)
+        k.close(fd)
+        if i % 2:
+            k.unlink(p)
+        i += 1
+        time.sleep(0.001)
+t = threading.Thread(target=churn, daemon=True)
+with serve(k, sys.argv[1]) as server:
+    t.start()
+    server.wait()
+stop.set()
+"""
+
+
+def make_peers(python_peers: bool = True) -> list[Peer]:
+    peers = [Peer("rumpfs", [sys.executable, "-m", "rumpfs", "mount", "-f", "-q"],
+                  env={"PYTHONPATH": str(SRC)}),
+             Peer("rumpfs-serve", [sys.executable, "-c", SERVE_PEER],
                   env={"PYTHONPATH": str(SRC)})]
     for name, fetch in (("pyfuse3-tmpfs", fetch_pyfuse3_tmpfs),
                         ("mfusepy-memory", fetch_mfusepy_memory)):
+        if not python_peers:
+            continue
         try:
             peers.append(Peer(name, [sys.executable, str(fetch())]))
         except (RuntimeError, OSError) as exc:
@@ -463,8 +498,8 @@ def report(results: dict[str, dict[str, list[Result]]], peers: list[Peer],
     python_peers = ["pyfuse3-tmpfs", "mfusepy-memory"]
     names = [p.name for p in peers]
     lines = ["| metric | unit | " + " | ".join(names)
-             + " | rumpfs / best Python peer | rumpfs / tmpfs |",
-             "|---" * (len(names) + 4) + "|"]
+             + " | rumpfs / best Python peer | rumpfs / tmpfs | rumpfs-serve / tmpfs |",
+             "|---" * (len(names) + 5) + "|"]
     summary: dict[str, Any] = {}
     for m in metrics:
         row = {n: best(results, n, m) for n in names}
@@ -475,11 +510,16 @@ def report(results: dict[str, dict[str, list[Result]]], peers: list[Peer],
         vs_py = rump["rate"] / max(py) if rump and "rate" in rump and py and max(py) else None
         vs_tmp = (rump["rate"] / tmp["rate"] if rump and "rate" in rump and tmp
                   and tmp.get("rate") else None)
+        srv = row.get("rumpfs-serve")
+        srv_tmp = (srv["rate"] / tmp["rate"] if srv and "rate" in srv and tmp
+                   and tmp.get("rate") else None)
         summary[m] = {"unit": unit, "rates": {n: row[n] for n in names},
-                      "rumpfs_vs_best_python": vs_py, "rumpfs_vs_tmpfs": vs_tmp}
+                      "rumpfs_vs_best_python": vs_py, "rumpfs_vs_tmpfs": vs_tmp,
+                      "rumpfs_serve_vs_tmpfs": srv_tmp}
         lines.append(f"| {m} | {unit} | " + " | ".join(fmt(row[n]) for n in names)
                      + f" | {'' if vs_py is None else f'{vs_py:.1f}x'}"
-                     + f" | {'' if vs_tmp is None else f'{vs_tmp:.3f}x'} |")
+                     + f" | {'' if vs_tmp is None else f'{vs_tmp:.3f}x'}"
+                     + f" | {'' if srv_tmp is None else f'{srv_tmp:.3f}x'} |")
     notes = [f"- {p.name}: unavailable ({p.error})" for p in peers if p.error]
     if "mfusepy-memory" in names:
         notes.append("- mfusepy-memory runs with libfuse's default 1 s entry/attribute caches "
@@ -503,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per phase and peer")
     ap.add_argument("--quick", action="store_true", help="a tenth of the sizes (smoke run)")
     ap.add_argument("--no-save", action="store_true", help="do not write bench/results")
+    ap.add_argument("--no-python-peers", action="store_true",
+                    help="only rumpfs, rumpfs-serve and tmpfs")
     args = ap.parse_args(argv)
     scale = 10 if args.quick else 1
     params = {"rounds": args.rounds, "budget": args.budget, "meta_n": 10_000 // scale,
@@ -511,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     CACHE.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     archive = make_tar(params["tar_files"])
-    peers = make_peers()
+    peers = make_peers(not args.no_python_peers)
     results: dict[str, dict[str, list[Result]]] = {}
     workloads: list[tuple[str, Callable[[str, str], dict[str, Result]]]] = [
         ("meta", lambda d, t: w_meta(d, t, params["meta_n"], args.budget)),
