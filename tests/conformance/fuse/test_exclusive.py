@@ -69,3 +69,38 @@ def test_search_permission_holds_on_cached_paths(exclusive_mnt: Path) -> None:
     res = subprocess.run(["/bin/cat", str(d / "sub" / "f")], capture_output=True,
                          user=1000, group=1000, extra_groups=[], check=False)
     assert res.returncode != 0 and b"Permission denied" in res.stderr
+
+
+FIFO_OPEN = ("import errno, os, sys\n"
+             "try:\n"
+             "    os.close(os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)); print('ok')\n"
+             "except OSError as e:\n"
+             "    print(errno.errorcode[e.errno])\n")
+
+
+def _fifo_open_as_1000(root: Path) -> str:
+    import subprocess
+
+    fifo = root / "fifo"
+    os.mkfifo(fifo, 0o600)
+    os.chmod(root, 0o755)
+    res = subprocess.run(["/usr/bin/python3", "-c", FIFO_OPEN, str(fifo)], capture_output=True,
+                         text=True, user=1000, group=1000, extra_groups=[], check=True)
+    return res.stdout.strip()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to uid 1000")
+def test_fifo_open_is_checked_like_tmpfs_on_an_exclusive_mount(exclusive_mnt: Path,
+                                                               shm: Path) -> None:
+    """The host opens FIFOs itself, without asking the server; with
+    default_permissions (exclusive mode) it checks the mode first, as tmpfs."""
+    assert _fifo_open_as_1000(shm) == "EACCES"
+    assert _fifo_open_as_1000(exclusive_mnt) == "EACCES"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to uid 1000")
+def test_fifo_open_is_not_checked_under_serve(mnt: Path) -> None:
+    """What remains (docs/frontends.md): under serve() the host asks nothing
+    when opening a FIFO or socket node, so a caller who may not read it still
+    opens it. This test notices the day that changes."""
+    assert _fifo_open_as_1000(mnt) == "ok"
