@@ -270,15 +270,20 @@ def test_rename_across_directories_updates_dotdot(tmp_path: Path) -> None:
     assert "b moved" in listing and "renamed.txt" in listing
 
 
-def test_fat32_fsinfo_and_both_fats(tmp_path: Path) -> None:
-    img = make_image(tmp_path / "i.img", 40 << 20, fat=32, spc=1)
+@pytest.mark.parametrize(("fat", "mb", "spc"), [(12, 1, 1), (16, 20, None), (32, 40, 1)])
+def test_fsinfo_and_both_fats_in_step(tmp_path: Path, fat: int, mb: int,
+                                      spc: int | None) -> None:
+    img = make_image(tmp_path / "i.img", mb << 20, fat=fat, spc=spc)
     with mounted(img) as k:
         with k.open_file("/mnt/data", "wb") as f:
             f.write(os.urandom(300_000))
+        k.mkdir("/mnt/d")
+        k.truncate("/mnt/data", 1000)
         free = k.statvfs("/mnt").f_bfree
     raw = img.read_bytes()
     g = parse_bpb(raw[:512])
-    assert struct.unpack_from("<I", raw, 512 + 488)[0] == free
+    if fat == 32:
+        assert struct.unpack_from("<I", raw, 512 + 488)[0] == free
     fat0 = raw[g.fat_start * 512:(g.fat_start + g.fat_sectors) * 512]
     fat1 = raw[(g.fat_start + g.fat_sectors) * 512:(g.fat_start + 2 * g.fat_sectors) * 512]
     assert fat0 == fat1

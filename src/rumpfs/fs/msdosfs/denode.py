@@ -20,9 +20,14 @@ and truncation extend it with zero-filled clusters (FAT has no holes) and
 shrink it, freeing clusters in the FAT. An unlinked file keeps its clusters
 until its last reference goes (``vop_inactive``).
 
-Invariants: ``len(clusters) * cluster_size >= dirent.size`` once loaded
-(a shorter chain on disk is EIO on the read that needs it); a directory's
-``clusters`` is never empty (except the FAT12/16 root, which has none).
+Data moves in clusters: whole-cluster runs that are contiguous on the volume
+go to and from the device in one request (cached copies of those clusters
+kept in step, a cached one read in preference), the rest through
+cluster-sized buffers of the cache.
+
+Invariants: a directory's ``clusters`` is never empty (except the FAT12/16
+root, which has none). A chain shorter than the file's size is EUCLEAN on
+the read that needs the missing part (a write extends it).
 """
 
 from __future__ import annotations
