@@ -126,21 +126,25 @@ def test_removed_cwd_dots_and_lookups(fs: Any, as_user: Any, who: str) -> None:
 
 @pytest.mark.parametrize(("loops", "code"), [(39, 0), (40, errno.ELOOP)])
 @pytest.mark.parametrize("creat", [True, False], ids=["creat", "existing"])
-def test_links_in_path_and_last_component_count_together(fs: Any, loops: int, code: int,
-                                                         creat: bool) -> None:
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_links_in_path_and_last_component_count_together(fs: Any, as_user: Any, loops: int,
+                                                         code: int, creat: bool,
+                                                         who: str) -> None:
     # b -> "." loops; c -> "new" is one more, in the last component: 40 + 1 > 40
-    fs.mkdir("/a")
-    fs.symlink(".", "/a/b")
-    fs.symlink("new", "/a/c")
+    p = fs if who == "root" else as_user()
+    fs.mkdir("/a", 0o777)
+    fs.chmod("/a", 0o777)
+    p.symlink(".", "/a/b")
+    p.symlink("new", "/a/c")
     if not creat:
-        mkfile(fs, "/a/new")
+        mkfile(p, "/a/new")
     flags = CREAT | WRONLY if creat else WRONLY
     path = "/a/" + "b/" * loops + "c"
     if code:
-        expect_errno(code, fs.open, path, flags, 0o644, filename=path)
+        expect_errno(code, p.open, path, flags, 0o644, filename=path)
         assert ("new" in fs.listdir("/a")) is not creat
     else:
-        fs.close(fs.open(path, flags, 0o644))
+        p.close(p.open(path, flags, 0o644))
         assert stat.S_ISREG(fs.lstat("/a/new").st_mode)
 
 
@@ -237,10 +241,12 @@ def _times(fs: Any, path: str) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_ctime_ns
 
 
-def test_truncate_to_same_size_stamps_a_file_with_data(fs: Any) -> None:
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_truncate_to_same_size_stamps_a_file_with_data(fs: Any, as_user: Any, who: str) -> None:
     mkfile(fs, "/f", b"data")
+    fs.chown("/f", 1000, 1000)
     age(fs, "/f")
-    fs.truncate("/f", 4)
+    (fs if who == "root" else as_user()).truncate("/f", 4)
     mtime, ctime = _times(fs, "/f")
     assert mtime != OLD_NS and mtime == ctime
     assert fs.stat("/f").st_size == 4 and readfile(fs, "/f") == b"data"
