@@ -554,6 +554,16 @@ class Process:
         with self._lock:
             sys_pipe.sys_mkfifo(self._p, path, mode, dir_fd)
 
+    def get_blocking(self, fd: int, /) -> bool:
+        """``os.get_blocking``: False if ``fd``'s open file has O_NONBLOCK."""
+        with self._lock:
+            return sys_pipe.sys_get_blocking(self._p, fd)
+
+    def set_blocking(self, fd: int, blocking: bool, /) -> None:
+        """``os.set_blocking``: clear or set O_NONBLOCK on ``fd``'s open file."""
+        with self._lock:
+            sys_pipe.sys_set_blocking(self._p, fd, blocking)
+
     def dup2(self, fd: int, fd2: int, inheritable: bool = True) -> int:
         """``os.dup2``: make ``fd2`` refer to ``fd``'s open file."""
         with self._lock:

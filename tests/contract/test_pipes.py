@@ -269,3 +269,20 @@ def test_fifo_io_stamps_the_node(px: Any) -> None:
     st = px.stat("/fifo")
     assert st.st_atime_ns != old and st.st_mtime_ns == old
     px.close(rw)
+
+
+def test_set_blocking_switches_a_pipe_end(px: Any) -> None:
+    r, w = px.pipe()
+    assert px.get_blocking(r) and px.get_blocking(w)
+    px.set_blocking(r, False)
+    assert not px.get_blocking(r)
+    expect_errno(errno.EAGAIN, px.read, r, 1)
+    d = px.dup(r)                                  # a dup shares the open file's flags
+    assert not px.get_blocking(d)
+    px.set_blocking(d, True)
+    assert px.get_blocking(r)
+    t, out = run(lambda: px.read(r, 10))           # blocks again
+    px.write(w, b"woke")
+    assert finish(t, out) == b"woke"
+    for fd in (r, w, d):
+        px.close(fd)

@@ -1,5 +1,6 @@
-"""Pipe system calls: pipe2(2), mkfifo(3) and dup2/dup3(2) (descriptor plumbing
-that pipelines need).
+"""Pipe system calls: pipe2(2), mkfifo(3), dup2/dup3(2) and O_NONBLOCK through
+fcntl(F_GETFL/F_SETFL) as ``os.get_blocking``/``set_blocking`` spell it
+(descriptor plumbing that pipelines need).
 
 Allowed imports: ``rumpfs.kern``, ``rumpfs.errors``.
 
@@ -26,7 +27,7 @@ from rumpfs.vfs.vfs_syscalls import sys_mknod
 from rumpfs.vfs.vfs_vnops import frele
 from rumpfs.vfs.vnode import vref
 
-__all__ = ["sys_dup2", "sys_mkfifo", "sys_pipe"]
+__all__ = ["sys_dup2", "sys_get_blocking", "sys_mkfifo", "sys_pipe", "sys_set_blocking"]
 
 _PIPE_FLAGS = os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_DIRECT", 0)
 
@@ -76,3 +77,17 @@ def sys_dup2(p: VProc, fd: int, fd2: int, inheritable: bool = True) -> int:
     if old is not None:
         frele(old)
     return fd2
+
+
+def sys_get_blocking(p: VProc, fd: int) -> bool:
+    """os.get_blocking: False if the open file has O_NONBLOCK."""
+    return not getfile(p, fd).flags & os.O_NONBLOCK
+
+
+def sys_set_blocking(p: VProc, fd: int, blocking: bool) -> None:
+    """os.set_blocking: set or clear O_NONBLOCK on the open file (shared by its
+    dups), which pipe and FIFO ends obey from the next call on."""
+    fp = getfile(p, fd)
+    fp.flags = fp.flags & ~os.O_NONBLOCK if blocking else fp.flags | os.O_NONBLOCK
+    if isinstance(fp.dev, PipeEnd):
+        fp.dev.nonblock = not blocking
