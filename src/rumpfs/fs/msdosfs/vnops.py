@@ -116,9 +116,9 @@ class MsdosOps(GenfsOps):
         d = _dn(dvp)
         name = check_name(name)
         now = self.clock.now_ns()
+        # As vfat: the mode given to creat() is not kept (not even as the
+        # read-only attribute); only chmod sets that.
         de = self._new_dirent(ATTR_ARCHIVE, now)
-        if va.mode is not None and not va.mode & 0o222:
-            de.attr |= ATTR_READONLY
         return self._enter(d, name, de, now)
 
     def vop_mkdir(self, dvp: Vnode, name: str, va: Vattr) -> Vnode:
