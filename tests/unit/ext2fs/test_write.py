@@ -152,8 +152,18 @@ def test_insert_into_htree_directory(tmp_path: Path) -> None:
             expect = sorted(set(names) - set(names[::5]) | {f"new-{i}" for i in range(50)})
             assert sorted(k.listdir("/mnt/big")) == expect
         E.e2fsck(img)
+        if opt == "ext4-4k-256":                       # room in every leaf: still indexed
+            assert "Flags: 0x81000" in E.run(["debugfs", "-R", "stat big", str(img)]).stdout
+        with mounted(img) as k:                        # fill the leaves: the index goes
+            for i in range(50, 900):
+                k.mknod(f"/mnt/big/new-{i}", stat.S_IFIFO | 0o600)
+            expect = sorted(set(expect) | {f"new-{i}" for i in range(900)})
+            assert sorted(k.listdir("/mnt/big")) == expect
+        E.e2fsck(img)
         with E.loop_mount(img) as mnt:
             assert sorted(os.listdir(mnt / "big")) == expect
+            for i in range(0, 900, 7):                 # Linux finds them (by the index)
+                assert stat.S_ISFIFO(os.lstat(mnt / "big" / f"new-{i}").st_mode)
 
 
 def test_exchange_and_directory_link_counts(tmp_path: Path) -> None:

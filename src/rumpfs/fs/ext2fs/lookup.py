@@ -14,10 +14,11 @@ changes, so lookups and creates in big directories cost O(1) block reads.
 
 Indexed (htree, ``dir_index``) directories are looked up through the index
 (hash -> leaf block) when no cache exists; their leaves are ordinary blocks,
-so scans read them like any directory. When an entry must be added, the
-index is dropped first (EXT4_INDEX_FL cleared and the index blocks turned
-into empty, checksummed leaf blocks): the directory stays valid for Linux and
-e2fsck, which only loses the speed-up (NetBSD's ext2fs does the same).
+so scans read them like any directory. A new entry goes into the leaf its
+hash selects while that leaf has room (the index needs no change). When it
+has none, the index is dropped (EXT4_INDEX_FL cleared and the index blocks
+turned into empty, checksummed leaf blocks): the directory stays valid for
+Linux and e2fsck, which only lose the speed-up.
 
 readdir cookies are byte positions (block * block size + offset of the next
 record). Records never move: removal merges a record into its predecessor
@@ -226,10 +227,12 @@ class Dir:
     def enter(self, name: bytes, ino: int, vtype: VType) -> None:
         """Add ``name`` -> ``ino`` (the name is known to be absent)."""
         dc = self.cache()
-        if self.dvp.flags & INDEX_FL:
-            self._drop_index()
         ft = FT_OF.get(vtype, 0) if self.filetype else 0
         need = _need(len(name))
+        if self.dvp.flags & INDEX_FL:
+            if self._htree_enter(name, ino, ft, need):
+                return
+            self._drop_index()
         nb = self.nblocks()
         mp = self.mp
         dvp = self.dvp
@@ -434,16 +437,58 @@ class Dir:
         return self.mp.read_block(self._pblk(lblk))
 
     def _dx_descend(self, data: bytes, at: int, h: int) -> int:
+        return self._dx_find(data, at, h)[0]
+
+    def _dx_find(self, data: bytes, at: int, h: int) -> tuple[int, int | None]:
+        """(child block for hash ``h``, the next entry's key or None if last)."""
         limit, count = u16(data, at), u16(data, at + 2)
         if count == 0 or count > limit or at + 8 * limit > self.bs:
             corrupt("directory %d htree node count %d limit %d", self.dvp.ino, count, limit)
         block = u32(data, at + 4)
+        nxt = None
         for i in range(1, count):
             key = u32(data, at + 8 * i)
             if key > h:
+                nxt = key
                 break
             block = u32(data, at + 8 * i + 4)
-        return block & 0x0FFFFFFF
+        return block & 0x0FFFFFFF, nxt
+
+    def _htree_enter(self, name: bytes, ino: int, ft: int, need: int) -> bool:
+        """Add ``name`` to the leaf its hash belongs to, if that leaf has room
+        (the index stays as it is and valid); False when it has none, the hash
+        sits on a leaf boundary, or the index is of a kind not handled here."""
+        from rumpfs.fs.ext2fs.dirhash import dirhash
+        mp = self.mp
+        root = self.read_raw_block(0)
+        info = 24
+        hash_version, info_len, levels = root[info + 4], root[info + 5], root[info + 6]
+        if info_len != 8 or levels > 1 or not mp.sb.compat & 0x20:
+            return False
+        if hash_version <= 2 and mp.sb.flags & 0x2:
+            hash_version += 3                      # the unsigned variants
+        h = dirhash(name, hash_version, mp.sb.hash_seed)
+        if h is None:
+            return False
+        block, bound = self._dx_find(root, info + info_len, h)
+        nb = self.nblocks()
+        for _ in range(levels):
+            if not 0 < block < nb:
+                corrupt("directory %d htree points at block %d", self.dvp.ino, block)
+            block, inner = self._dx_find(self.read_raw_block(block), 8, h)
+            bound = inner if inner is not None else bound
+        if not 0 < block < nb:
+            corrupt("directory %d htree points at block %d", self.dvp.ino, block)
+        if bound is not None and h >= bound & ~1:
+            return False                           # a collision chain continues there
+        pblk = self._pblk(block)
+        for off, rl, eino, ename, _eft in self.parse(block, mp.read_block(pblk)):
+            used = _need(len(ename)) if eino else 0
+            if rl - used >= need:
+                self._split(block, pblk, off, rl, eino, ename, used, name, ino, ft)
+                self.dvp.dirtail = -1
+                return True
+        return False
 
 
 def fsname(name: str) -> bytes:
