@@ -526,7 +526,8 @@ class Ext2Ops(GenfsOps):
             if run * bs >= DIRECT_MIN:
                 raw = self._read_blocks(mp, pblk, run)
                 take = min(run * bs - boff, end - pos)
-                parts.append(memoryview(raw)[boff:boff + take])
+                parts.append(raw if boff == 0 and take == len(raw)
+                             else memoryview(raw)[boff:boff + take])
                 pos += take
                 continue
             for k in range(run):
@@ -537,6 +538,8 @@ class Ext2Ops(GenfsOps):
                 pos += take
                 boff = 0
         self._relatime(n)
+        if len(parts) == 1 and type(parts[0]) is bytes:
+            return parts[0]                # one device read: no copy
         return b"".join(parts)
 
     def vop_write(
@@ -636,7 +639,7 @@ class Ext2Ops(GenfsOps):
                 j += 1
             out.append(dev.read((pblk + i) * bs, (j - i) * bs))
             i = j
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     @staticmethod
     def _write_blocks(mp: Ext2Mount, pblk: int, n: int, src: memoryview) -> None:
