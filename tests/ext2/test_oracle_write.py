@@ -68,7 +68,8 @@ def _write_and_compare(img: Path, *, changes: bool = True) -> None:
 
 def _change(p: Any, root: str) -> None:
     """Renames across directories, unlinks, truncates (down and up, into holes),
-    rmdir, overwrite in the middle of a sparse file, half the big directory gone."""
+    rmdir, overwrite in the middle of a sparse file, half the big directory gone,
+    times out of the inode's range."""
     p.rename(f"{root}/d/e", f"{root}/moved-e")  # a directory to another parent: '..' and links
     p.rename(f"{root}/small", f"{root}/d/renamed-small")
     p.unlink(f"{root}/d/hardlink")
@@ -82,6 +83,9 @@ def _change(p: Any, root: str) -> None:
         p.unlink(f"{root}/big/entry-{i:05d}-{'x' * (i % 40)}")
     p.rename(f"{root}/big/entry-00001-x", f"{root}/big/renamed")
     p.symlink("x" * 300, f"{root}/big/slow-link-in-big")
+    # times past what an inode holds are clamped (2038 or 2446, 1901), never wrapped
+    p.utime(f"{root}/d/oneblock", ns=(0, 2**40 * 10**9))
+    p.utime(f"{root}/sparse", ns=(0, -(2**40) * 10**9))
 
 
 @pytest.mark.parametrize("opts", OPTION_SETS, ids=IDS)
