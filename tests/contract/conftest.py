@@ -7,7 +7,16 @@ thing on every implementation:
 - ``host``: the host's own ``os`` (the reference), through a
   :class:`~tests.support.hostproc.HostProcess` chrooted into a fresh directory
   under ``/dev/shm`` (a tmpfs, like rumpfs);
-- ``kernel``: a fresh ``rumpfs.Kernel()``.
+- ``kernel``: a fresh ``rumpfs.Kernel()``;
+- ``ext2``: a fresh kernel with an ext2 file system (made by ``newfs_ext2fs``
+  on a tmpfs image: 4 KiB blocks so that symlinks hold 4095 bytes, 256-byte
+  inodes for nanosecond times, dir_index) mounted through
+  an etfs block device; its processes are rooted in a fresh directory of it
+  (lost+found stays outside). ``e2fsck -fn`` must call the image clean after
+  each test. Documented differences from the host (tmpfs): directory sizes
+  and block counts, which the suite never compares, and the range of times:
+  ext4's inode holds seconds up to 2446-05-10 (34 bits past 1901), and later
+  ones are clamped to that, as Linux's ext4 does (``time_max_ns``).
 
 ``as_user(uid=1000, gid=1000, groups=(), umask=0o022)`` gives another
 process over the same namespace with those credentials (a second
@@ -28,7 +37,8 @@ import pytest
 
 from tests.support.hostproc import HostProcess
 
-IMPLEMENTATIONS = ["host", "kernel"]
+IMPLEMENTATIONS = ["host", "kernel", "ext2"]
+EXT4_TIME_MAX = 0x3_7FFF_FFFF  # seconds: a signed 32-bit field plus two epoch bits
 
 
 @dataclass
@@ -38,6 +48,10 @@ class Env:
     kind: str
     fs: Any
     make_user: Callable[..., Any]
+    # The latest time the implementation stores (None: no limit that a test
+    # reaches); later ones are clamped to it (nanoseconds 0), as Linux's
+    # timestamp_truncate does.
+    time_max_ns: int | None = None
 
     def user(self, uid: int = 1000, gid: int = 1000, groups: tuple[int, ...] = (),
              umask: int = 0o022) -> Any:
@@ -79,10 +93,44 @@ def _kernel_env() -> Iterator[Env]:
         k.shutdown()
 
 
+def _ext2_env() -> Iterator[Env]:
+    from rumpfs import EtfsType, Kernel
+    from rumpfs.sbin.newfs_ext2fs import newfs
+    from tests.support.ext2img import e2fsck, process_in
+
+    fd, image = tempfile.mkstemp(prefix="rumpfs-contract-ext2-", dir="/dev/shm")
+    os.ftruncate(fd, 32 << 20)
+    os.close(fd)
+    k = Kernel()
+    try:
+        k.etfs_register("/dev/ext2", image, EtfsType.BLK)
+        newfs(k, "/dev/ext2", block_size=4096, inode_size=256, dir_index=True)
+        k.mkdir("/mnt")
+        k.mount("ext2", "/mnt", device="/dev/ext2")
+        k.mkdir("/mnt/root", 0o755)
+
+        def make_user(uid: int, gid: int, groups: tuple[int, ...], umask: int) -> Any:
+            return process_in(k, "/mnt/root", uid=uid, gid=gid, groups=groups, umask=umask)
+
+        yield Env("ext2", make_user(0, 0, (), 0o022), make_user,
+                  time_max_ns=EXT4_TIME_MAX * 10**9)
+        k.shutdown()  # unmounts: the image is final
+        e2fsck(image)
+    finally:
+        k.shutdown()
+        os.unlink(image)
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    factory = _host_env if request.param == "host" else _kernel_env
+    factory = {"host": _host_env, "kernel": _kernel_env, "ext2": _ext2_env}[request.param]
     yield from factory()
+
+
+@pytest.fixture
+def time_max_ns(env: Env) -> int | None:
+    """The latest time ``env`` stores; later ones are clamped to it (None: no limit)."""
+    return env.time_max_ns
 
 
 @pytest.fixture

@@ -489,3 +489,18 @@ def kernel_mount(image: str | os.PathLike[str], *, read_only: bool = False, begi
     finally:
         if kernel is None:
             k.shutdown()
+
+
+def process_in(k: Any, path: str, *, uid: int = 0, gid: int = 0, groups: Sequence[int] = (),
+               umask: int = 0o022) -> Any:
+    """A process of kernel ``k`` whose root and cwd are directory ``path`` (as
+    after chroot(2)), so that a mounted file system answers absolute paths as
+    a fresh namespace would. Test-only: through the kernel's internals, since
+    the contract has no chroot."""
+    from rumpfs.kern.cred import Cred
+    from rumpfs.kernel import Process
+    from rumpfs.vfs.namei import namei
+
+    with k.lock:
+        vp = namei(k._p, path, k._p.cwd, True)
+        return Process(k, k._new_proc(Cred(uid, gid, frozenset(groups)), vp, umask))
