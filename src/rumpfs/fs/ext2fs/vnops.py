@@ -445,6 +445,10 @@ class Ext2Ops(GenfsOps):
                 raise_errno(errno.EISDIR)
             if n.type is not VREG:
                 raise_errno(errno.EINVAL)
+            if va.size == n.size and va.mtime_ns is None:
+                # ext4_setattr stamps whenever the size does not shrink, so also
+                # truncate(2) to the same size (which leaves times to the fs)
+                n.mtime = n.ctime = self.clock.now_ns()
             self._truncate(n, va.size)
         if va.mode is not None:
             n.mode = n.type.ifmt | (va.mode & 0o7777)
