@@ -16,7 +16,9 @@ thing on every implementation:
   each test. Documented differences from the host (tmpfs): directory sizes
   and block counts, which the suite never compares, and the range of times:
   ext4's inode holds seconds up to 2446-05-10 (34 bits past 1901), and later
-  ones are clamped to that, as Linux's ext4 does (``time_max_ns``).
+  ones are clamped to that, as Linux's ext4 does (``time_max_ns``); and
+  truncate(2) to the same size stamps any file there, as ext4 does, not only
+  one with pages as tmpfs (``same_size_truncate_stamps_always``).
 
 ``as_user(uid=1000, gid=1000, groups=(), umask=0o022)`` gives another
 process over the same namespace with those credentials (a second
@@ -52,6 +54,9 @@ class Env:
     # reaches); later ones are clamped to it (nanoseconds 0), as Linux's
     # timestamp_truncate does.
     time_max_ns: int | None = None
+    # truncate(2) to the same size: tmpfs (and rumpfs) stamp a file that has
+    # pages; ext4 stamps any file (ext4_setattr: the size does not shrink).
+    same_size_truncate_stamps_always: bool = False
 
     def user(self, uid: int = 1000, gid: int = 1000, groups: tuple[int, ...] = (),
              umask: int = 0o022) -> Any:
@@ -113,7 +118,7 @@ def _ext2_env() -> Iterator[Env]:
             return process_in(k, "/mnt/root", uid=uid, gid=gid, groups=groups, umask=umask)
 
         yield Env("ext2", make_user(0, 0, (), 0o022), make_user,
-                  time_max_ns=EXT4_TIME_MAX * 10**9)
+                  time_max_ns=EXT4_TIME_MAX * 10**9, same_size_truncate_stamps_always=True)
         k.shutdown()  # unmounts: the image is final
         e2fsck(image)
     finally:
@@ -131,6 +136,12 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
 def time_max_ns(env: Env) -> int | None:
     """The latest time ``env`` stores; later ones are clamped to it (None: no limit)."""
     return env.time_max_ns
+
+
+@pytest.fixture
+def same_size_truncate_stamps_always(env: Env) -> bool:
+    """Whether truncate(2) to the same size stamps a file without pages too (ext4)."""
+    return env.same_size_truncate_stamps_always
 
 
 @pytest.fixture
