@@ -539,6 +539,10 @@ class RumpOperations:
 
     def _readdir(self, body: memoryview, plus: bool) -> list[bytes]:
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
+        if self._caching:
+            # Filling its directory cache (FOPEN_CACHE_DIR) Linux 6.18 asks for
+            # more than the one page it then accepts: answer a page at most.
+            size = min(size, 4096)
         out: list[bytes] = []
         room = [size]
         lookups = self._lookups
@@ -660,7 +664,11 @@ class RumpOperations:
             size = 16
             for part in parts:
                 size += len(part)
-            send([pack(size, 0, unique), *parts])
+            if not send([pack(size, 0, unique), *parts]):
+                # never leave the caller waiting: a malformed reply is a bug here
+                log.error("rumpfs.fuse: the kernel refused the %d-byte reply to opcode %d; "
+                          "answering EIO", size, opcode)
+                send([pack(16, -errno.EIO, unique)])
 
     # -- teardown ---------------------------------------------------------------------------
 

@@ -246,17 +246,19 @@ class FuseChannel:
                 if rfd == wake:
                     return 0
 
-    def send(self, parts: list[bytes | memoryview]) -> None:
-        """Write one message (header first); errors from a vanished request are dropped."""
+    def send(self, parts: list[bytes | memoryview]) -> bool:
+        """Write one message (header first); False if the kernel refused it
+        (EINVAL: a malformed reply). Errors from a vanished request are dropped."""
         try:
             os.writev(self.fd, parts)
         except OSError as exc:
             # ENOENT: the request was interrupted and is gone. ENODEV/EBADF:
             # the connection ended. Neither is the caller's concern.
-            if exc.errno not in (errno.ENOENT, errno.ENODEV, errno.EBADF, errno.EINVAL):
-                raise
             if exc.errno == errno.EINVAL:
-                log.error("rumpfs.fuse: the kernel refused a reply (EINVAL)")
+                return False
+            if exc.errno not in (errno.ENOENT, errno.ENODEV, errno.EBADF):
+                raise
+        return True
 
     def notify(self, code: int, parts: list[bytes]) -> int:
         """Send a notification; 0 or the errno the kernel answered (ENOENT: not cached)."""

@@ -104,3 +104,17 @@ def test_fifo_open_is_not_checked_under_serve(mnt: Path) -> None:
     when opening a FIFO or socket node, so a caller who may not read it still
     opens it. This test notices the day that changes."""
     assert _fifo_open_as_1000(mnt) == "ok"
+
+
+def test_listing_a_big_directory_twice(exclusive_mnt: Path) -> None:
+    """Listings are cached (FOPEN_CACHE_DIR); filling that cache, the host asks
+    for more than it accepts, which once made a listing fail with EIO."""
+    d = exclusive_mnt / "big"
+    d.mkdir()
+    names = {f"file-with-a-longish-name-{i:05d}" for i in range(3000)}
+    for n in names:
+        os.close(os.open(d / n, os.O_CREAT | os.O_WRONLY, 0o644))
+    assert set(os.listdir(d)) == names
+    assert set(os.listdir(d)) == names
+    os.unlink(d / "file-with-a-longish-name-00000")
+    assert len(os.listdir(d)) == 2999
