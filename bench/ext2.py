@@ -116,7 +116,8 @@ class HostMount(Target):
         else:
             env = {**os.environ, "PYTHONPATH": str(SRC)}
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rumpfs", "mount", self.root, "--image", str(self.image)],
+                [sys.executable, "-m", "rumpfs", "mount", "-f", "-q", self.root, "--image",
+                 str(self.image)],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             deadline = time.monotonic() + 60
             while not os.path.ismount(self.root):
