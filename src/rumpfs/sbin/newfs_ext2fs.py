@@ -21,8 +21,9 @@ makes, without the resize inode):
   blocks and 16 KiB otherwise, so that e2fsck can reconnect files without
   allocating).
 
-Allowed imports: ``rumpfs.errors``; ``rumpfs`` (Kernel, EtfsType) for
-:func:`newfs_image` and, for types, ``rumpfs.kernel``.
+Allowed imports: ``rumpfs.errors``, ``rumpfs.fs.ext2fs.ext2fs`` (the checked
+superblock decoder); ``rumpfs`` (Kernel, EtfsType) for :func:`newfs_image`
+and, for types, ``rumpfs.kernel``.
 
 Invariants: every write is of whole blocks at block offsets (the superblock:
 1024 bytes at 1024), so raw (character) disk devices work too; every block
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from rumpfs.errors import raise_errno
+from rumpfs.fs.ext2fs.ext2fs import Superblock
 
 if TYPE_CHECKING:
     from rumpfs.kernel import Process
@@ -192,7 +194,10 @@ def _gcd(a: int, b: int) -> int:
 
 
 # -- encoders ---------------------------------------------------------------
-# TODO(ext2fs): replace with fs/ext2fs/ext2fs.py's encoders once they land.
+# fs/ext2fs/ext2fs.py decodes a superblock read from disk and patches only the
+# fields the driver owns back into it; making one from nothing is newfs's job,
+# so the fields it sets are listed here, and _self_check has the driver's
+# decoder read the result back.
 
 _SB_FIELDS: tuple[tuple[int, str, str], ...] = (
     (0x00, "I", "inodes_count"), (0x04, "I", "blocks_count"), (0x08, "I", "r_blocks_count"),
@@ -373,6 +378,7 @@ def _write(proc: Process, fd: int, geo: Geometry, label: bytes, uid: int, gid: i
     lpfdir += _dirent(0, bs, b"", 0) * (len(lpf_blks) - 1)
 
     hash_seed = uuid.uuid4().bytes
+    _self_check(geo, _superblock(geo, 0, 0, 0, now, label, hash_seed))
     for g in range(geo.groups):
         bb, ib, it = geo.group_layout(g)
         start = geo.group_start(g)
@@ -397,6 +403,18 @@ def _write(proc: Process, fd: int, geo: Geometry, label: bytes, uid: int, gid: i
 
     _pwrite(proc, fd, rootdir, root_blk * bs)
     _pwrite(proc, fd, bytes(lpfdir), lpf_blks[0] * bs)
+
+
+def _self_check(geo: Geometry, raw: bytes) -> None:
+    """The driver's own checked decoder must read our superblock as the layout
+    we are about to write (one definition of groups, descriptor blocks and
+    sparse_super backups, even though the encoder here is separate)."""
+    sb = Superblock(raw)
+    assert (sb.blocks_count, sb.inodes_count, sb.ngroups, sb.gdt_blocks, sb.block_size,
+            sb.inode_size) == (geo.blocks_count, geo.inodes_count, geo.groups,
+                               geo.gdt_blocks, geo.block_size, geo.inode_size), geo
+    assert all(sb.has_super(g) == geo.has_super(g) and
+               sb.group_nblocks(g) == geo.group_blocks(g) for g in range(geo.groups)), geo
 
 
 def _pwrite(proc: Process, fd: int, data: bytes, offset: int) -> None:
