@@ -539,9 +539,9 @@ class RumpOperations:
 
     def _readdir(self, body: memoryview, plus: bool) -> list[bytes]:
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
-        if self._caching:
-            # Filling its directory cache (FOPEN_CACHE_DIR) Linux 6.18 asks for
-            # more than the one page it then accepts: answer a page at most.
+        if not plus:
+            # For a plain READDIR Linux 6.18 asks for more than the one page
+            # it then accepts (a longer reply is refused): a page at most.
             size = min(size, 4096)
         out: list[bytes] = []
         room = [size]

@@ -107,8 +107,8 @@ def test_fifo_open_is_not_checked_under_serve(mnt: Path) -> None:
 
 
 def test_listing_a_big_directory_twice(exclusive_mnt: Path) -> None:
-    """Listings are cached (FOPEN_CACHE_DIR); filling that cache, the host asks
-    for more than it accepts, which once made a listing fail with EIO."""
+    """For a plain READDIR the host asks for more than it accepts, which once
+    made a listing fail with EIO (here and under serve(): test_os)."""
     d = exclusive_mnt / "big"
     d.mkdir()
     names = {f"file-with-a-longish-name-{i:05d}" for i in range(3000)}

@@ -341,3 +341,17 @@ def test_mmap_shared_writes(mnt: Path, fuse_kernel: Any) -> None:
         assert fuse_kernel.pread(fd, 5, 0) == b"hello"
     finally:
         fuse_kernel.close(fd)
+
+
+def test_listing_a_big_renamed_directory(mnt: Path) -> None:
+    """Plain READDIRs (the host's second and later ones, unless it was told to
+    use READDIRPLUS): Linux 6.18 asks for more than it accepts; a reply that
+    long once failed the listing with EIO."""
+    d = mnt / "big"
+    d.mkdir()
+    for i in range(10000):
+        os.close(os.open(d / f"m{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+    for i in range(10000):
+        os.rename(d / f"m{i}", d / f"n{i}")
+    for _ in range(2):
+        assert sorted(os.listdir(d)) == sorted(f"n{i}" for i in range(10000))
