@@ -15,13 +15,18 @@ from typing import NoReturn
 __all__ = ["errno", "oserror", "raise_errno", "with_filename"]
 
 
-def oserror(code: int, filename: object = None, filename2: object = None) -> OSError:
-    """Build the OSError that ``os`` would raise for ``code`` (Python picks the subclass)."""
+def oserror(code: int, filename: object = None, filename2: object = None, *,
+            message: str | None = None) -> OSError:
+    """Build the OSError that ``os`` would raise for ``code`` (Python picks the subclass).
+
+    ``message`` replaces ``os.strerror(code)`` where the kernel knows more
+    (an ext2 feature it refuses, say)."""
+    text = os.strerror(code) if message is None else message
     if filename is None:
-        return OSError(code, os.strerror(code))
+        return OSError(code, text)
     if filename2 is None:
-        return OSError(code, os.strerror(code), filename)
-    return OSError(code, os.strerror(code), filename, None, filename2)
+        return OSError(code, text, filename)
+    return OSError(code, text, filename, None, filename2)
 
 
 def raise_errno(code: int, filename: object = None, filename2: object = None) -> NoReturn:
@@ -33,4 +38,4 @@ def with_filename(exc: OSError, filename: object, filename2: object = None) -> O
     """Return ``exc`` re-made with ``filename`` (and ``filename2``) unless it has one."""
     if exc.filename is not None or exc.errno is None:
         return exc
-    return oserror(exc.errno, filename, filename2)
+    return oserror(exc.errno, filename, filename2, message=exc.strerror)

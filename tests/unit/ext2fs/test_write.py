@@ -196,6 +196,10 @@ def test_features(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
         pass
     assert ei2.value.errno == errno.EINVAL
     assert "unsupported incompatible feature(s): unknown(0x80000)" in caplog.text
+    # the caller sees the feature too, not only the log: the mount's filename
+    # is added without losing the driver's message
+    assert ei2.value.strerror == "unsupported ext2 feature(s): unknown(0x80000)"
+    assert ei2.value.filename is not None
     img3 = make_image(tmp_path, "ext3-1k-256", tree=False)
     E.run(["debugfs", "-w", "-R", "feature needs_recovery", str(img3)])
     with mounted(img3) as k:
