@@ -25,6 +25,10 @@ class Clock:
         self._hyp = hyp
         self.now_ns: Callable[[], int] = hyp.clock_realtime_ns
 
+    def utc_offset(self) -> int:
+        """Seconds east of UTC of the host's local time (what vfat calls local time)."""
+        return self._hyp.clock_utc_offset()
+
     def freeze(self, ns: int | None) -> None:
         """Pin the clock at ``ns``; ``None`` lets it run again."""
         self.now_ns = self._hyp.clock_realtime_ns if ns is None else (lambda: ns)

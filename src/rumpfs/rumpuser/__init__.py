@@ -68,6 +68,10 @@ class Hypervisor(Protocol):
         """Wall-clock time in nanoseconds since the epoch."""
         ...
 
+    def clock_utc_offset(self) -> int:
+        """Seconds east of UTC of the host's local time now (Linux's sys_tz)."""
+        ...
+
     # -- the operator's host paths (registrations) ------------------------
 
     def getfileinfo(self, path: str) -> tuple[int, HostFileType]:

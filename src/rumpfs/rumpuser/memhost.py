@@ -84,6 +84,7 @@ class MemHost:
         self.dev = 0x6D68
         self.capacity = capacity            # total bytes of file data the "disk" holds
         self._now = now_ns
+        self.utc_offset = 0           # the host's local time, seconds east of UTC
         self._next_ino = 2
         self.root = self._new(HostFileType.DIR, 0o755)
         self._fds: dict[int, _Open] = {}
@@ -376,6 +377,9 @@ class MemHost:
 
     def clock_realtime_ns(self) -> int:
         return self.now()
+
+    def clock_utc_offset(self) -> int:
+        return self.utc_offset
 
     def getfileinfo(self, path: str) -> tuple[int, HostFileType]:
         self._enter("getfileinfo")

@@ -46,6 +46,9 @@ class PosixHost:
 
     clock_realtime_ns = staticmethod(time.time_ns)
 
+    def clock_utc_offset(self) -> int:
+        return time.localtime().tm_gmtoff
+
     # -- the operator's host paths ------------------------------------------
 
     @_errno_only

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from tests.unit.msdosfs.support import fsck, make_image, mounted, mtools
 
+import rumpfs
 from rumpfs.fs.msdosfs.bootsect import parse_bpb
+from rumpfs.rumpuser.posix import PosixHost
 
 # (relative path, size); directories end with "/". Long, short, mixed-case,
 # lower-case, non-ASCII and LFN-boundary names.
@@ -337,4 +339,32 @@ def test_full_volume_and_full_root(tmp_path: Path) -> None:
             k.open("/mnt/again", os.O_CREAT | os.O_WRONLY)
         assert e.value.errno == errno.ENOSPC
         k.close(k.open("/mnt/AGAIN", os.O_CREAT | os.O_WRONLY))  # 1 slot: a freed one
+    fsck(img)
+
+
+class _HostAt(PosixHost):
+    """The real host, with its local time an hour east of UTC."""
+
+    def clock_utc_offset(self) -> int:
+        return 3600
+
+
+def test_times_in_host_local_time_by_default(tmp_path: Path) -> None:
+    # vfat keeps local time on disk, the kernel's sys_tz unless tz=UTC says so
+    img = make_image(tmp_path / "tz.img", 2 << 20, fat=12)
+    with rumpfs.Kernel(hypervisor=_HostAt()) as k:
+        k.etfs_register("/dev/fat", str(img), rumpfs.EtfsType.BLK)
+        k.mkdir("/mnt")
+        for options, east in (({}, 3600), ({"tz": "local"}, 3600), ({"tz": "UTC"}, 0)):
+            k.mount("msdos", "/mnt", device="/dev/fat", options=options)
+            if not options:
+                with k.open_file("/mnt/t.txt", "w") as f:
+                    f.write("t")
+                k.utime("/mnt/t.txt", (T0, T0))         # stored as local time T0 + 3600
+                assert k.stat("/mnt/t.txt").st_mtime == T0
+            assert k.stat("/mnt/t.txt").st_mtime == T0 + 3600 - east
+            k.unmount("/mnt")
+        with pytest.raises(OSError) as e:
+            k.mount("msdos", "/mnt", device="/dev/fat", options={"tz": "Europe/Paris"})
+        assert e.value.errno == errno.EINVAL
     fsck(img)

@@ -3,7 +3,8 @@
 Allowed imports: ``rumpfs.vfs``, ``rumpfs.kern``, ``rumpfs.errors`` and this package.
 
 NetBSD's ``msdosfs_vfsops.c``. Mount options are vfat's: ``uid``, ``gid``,
-``umask``, ``dmask``, ``fmask`` (octal strings or ints), ``tz=UTC`` or
+``umask``, ``dmask``, ``fmask`` (octal strings or ints), ``tz=UTC``,
+``tz=local`` (the default, as vfat: the host's local time at mount) or
 ``time_offset`` (minutes east of UTC) for the on-disk local time,
 ``shortname`` (``mixed``, the default, or ``winnt``), ``quiet``. An unknown
 option is EINVAL, as vfat says "Unrecognized mount option".
@@ -71,7 +72,7 @@ class MountOpts:
     gid: int = 0
     fmask: int = 0o022
     dmask: int = 0o022
-    tz_offset: int = 0          # seconds east of UTC
+    tz_offset: int | None = None    # seconds east of UTC; None: the host's local time
     winnt: bool = False
     quiet: bool = False
 
@@ -91,9 +92,12 @@ def parse_options(opts: Mapping[str, object] | None) -> MountOpts:
         elif key == "dmask":
             out.dmask = _octal(val)
         elif key == "tz":
-            if str(val) != "UTC":
+            if str(val) == "UTC":
+                out.tz_offset = 0
+            elif str(val) == "local":
+                out.tz_offset = None
+            else:
                 raise_errno(errno.EINVAL)
-            out.tz_offset = 0
         elif key == "time_offset":
             minutes = _int(val)
             if not -24 * 60 <= minutes <= 24 * 60:
@@ -124,7 +128,7 @@ class MsdosMount(Mount):
         self.uid, self.gid = opts.uid, opts.gid
         self.fmask, self.dmask = opts.fmask, opts.dmask
         self.quiet, self.winnt = opts.quiet, opts.winnt
-        vol.tz_offset = opts.tz_offset
+        vol.tz_offset = vfs.clock.utc_offset() if opts.tz_offset is None else opts.tz_offset
         self.vnops = MsdosOps(vfs.clock, self)
         self._cache: weakref.WeakValueDictionary[tuple[int, int], Denode] = (
             weakref.WeakValueDictionary())
