@@ -126,6 +126,33 @@ def _ext2_env() -> Iterator[Env]:
         os.unlink(image)
 
 
+# Features the ext2 driver does not have yet: those tests are strict xfails on
+# ext2 (an XPASS fails, so the list shrinks as the driver grows).
+EXT2_MISSING = {
+    "test_xattr.py": "extended attributes and ACLs: the ext2 driver has none yet (EOPNOTSUPP)",
+    "test_fallocate.py::test_allocate_grows_and_counts_blocks_but_reads_holes":
+        "fallocate: not in the ext2 driver yet (EOPNOTSUPP)",
+    "test_fallocate.py::test_keep_size_allocates_past_the_end": "fallocate: not yet",
+    "test_fallocate.py::test_punch_hole": "fallocate: not yet",
+    "test_fallocate.py::test_fallocate_stamps_times": "fallocate: not yet",
+    "test_fallocate.py::test_fallocate_by_non_owner_clears_setuid": "fallocate: not yet",
+    "test_fallocate.py::test_posix_fallocate": "fallocate: not yet (no blocks reserved)",
+    "test_os_extras.py::test_o_tmpfile": "O_TMPFILE: not in the ext2 driver yet",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not item.nodeid.endswith("[ext2]"):
+            continue
+        path = item.nodeid.split("[", 1)[0]
+        for key, reason in EXT2_MISSING.items():
+            file, _, test = key.partition("::")
+            if path.split("::")[0].endswith(file) and (not test or path.endswith("::" + test)):
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+                break
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     factory = {"host": _host_env, "kernel": _kernel_env, "ext2": _ext2_env}[request.param]
