@@ -18,10 +18,9 @@ import stat
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import replace
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Self, cast
+from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Protocol, Self, cast
 
 from rumpfs.dev.dkwedge import Partition, partition_name, read_partitions
 from rumpfs.dev.mem import MEM_MAJOR, MemDriver
@@ -155,7 +154,7 @@ class Process:
     def __init__(self, kernel: Kernel, proc: VProc) -> None:
         self.kernel = kernel
         self._p = proc
-        self._lock: AbstractContextManager[Any] = kernel._lock
+        self._lock: _FacadeLock = kernel._lock
         kernel._facades.add(self)       # shutdown() swaps their lock for ESHUTDOWN
 
     @property
@@ -198,43 +197,77 @@ class Process:
              dir_fd: int | None = None) -> int:
         """``os.open``: a descriptor in this process's table (``dir_fd`` supported)."""
         path = _fspath(path)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             return vfs_syscalls.sys_open(self._p, path, flags, mode, dir_fd)
+        finally:
+            lock.release()
 
     def close(self, fd: int) -> None:
         """``os.close``."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             sys_generic.sys_close(self._p, fd)
+        finally:
+            lock.release()
 
     def read(self, fd: int, n: int) -> bytes:
         """``os.read``: at most ``n`` bytes from the file offset."""
-        with self._lock:
+        # acquire/release, not ``with``: no bound __enter__/__exit__ per call
+        # (the hottest calls; see bench/README.md)
+        lock = self._lock
+        lock.acquire()
+        try:
             return sys_generic.sys_read(self._p, fd, n)
+        finally:
+            lock.release()
 
     def write(self, fd: int, data: Buffer) -> int:
         """``os.write``: returns the count written (O_APPEND appends)."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             return sys_generic.sys_write(self._p, fd, data)
+        finally:
+            lock.release()
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
         """``os.pread``: at most ``n`` bytes at ``offset``; the file offset stays."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             return sys_generic.sys_pread(self._p, fd, n, offset)
+        finally:
+            lock.release()
 
     def pwrite(self, fd: int, data: Buffer, offset: int) -> int:
         """``os.pwrite``: write at ``offset``; the file offset stays."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             return sys_generic.sys_pwrite(self._p, fd, data, offset)
+        finally:
+            lock.release()
 
     def lseek(self, fd: int, pos: int, how: int) -> int:
         """``os.lseek``; on a directory only SEEK_SET and SEEK_CUR (as Linux's tmpfs)."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             return sys_generic.sys_lseek(self._p, fd, pos, how)
+        finally:
+            lock.release()
 
     def fstat(self, fd: int) -> os.stat_result:
         """``os.fstat``."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             return sys_generic.sys_fstat(self._p, fd)
+        finally:
+            lock.release()
 
     def fsync(self, fd: int) -> None:
         """``os.fsync`` (an etfs file reaches the host's fsync)."""
@@ -278,8 +311,12 @@ class Process:
              follow_symlinks: bool = True) -> os.stat_result:
         """``os.stat`` (a path, or a descriptor; ``dir_fd``, ``follow_symlinks``)."""
         path = _fspath_or_fd(path)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             return vfs_syscalls.sys_stat(self._p, path, dir_fd, follow_symlinks)
+        finally:
+            lock.release()
 
     def lstat(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> os.stat_result:
         """``os.lstat``."""
@@ -298,8 +335,12 @@ class Process:
               dir_fd: int | None = None) -> None:
         """``os.mkdir`` (mode masked by the umask)."""
         path = _fspath(path)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             vfs_syscalls.sys_mkdir(self._p, path, mode, dir_fd)
+        finally:
+            lock.release()
 
     def makedirs(self, name: StrOrBytesPath, mode: int = 0o777, exist_ok: bool = False) -> None:
         """``os.makedirs`` over the kernel."""
@@ -338,8 +379,12 @@ class Process:
     def unlink(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
         """``os.unlink`` (also ``remove``)."""
         path = _fspath(path)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             vfs_syscalls.sys_unlink(self._p, path, dir_fd)
+        finally:
+            lock.release()
 
     remove = unlink
 
@@ -347,8 +392,12 @@ class Process:
                src_dir_fd: int | None = None, dst_dir_fd: int | None = None) -> None:
         """``os.rename`` (also ``replace``: Linux's rename(2) replaces)."""
         src, dst = _fspath(src), _fspath(dst)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             vfs_syscalls.sys_rename(self._p, src, dst, src_dir_fd, dst_dir_fd)
+        finally:
+            lock.release()
 
     replace = rename
 
@@ -657,6 +706,20 @@ def _process_id(value: object, what: str) -> int:
     return v
 
 
+class _FacadeLock(Protocol):
+    """What a facade's ``_lock`` offers: the kernel lock, or the shutdown stand-in.
+    The hottest calls use acquire/release, every other one ``with``."""
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Any: ...
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class _ShutdownLock:
     """Stands in for the kernel lock of every facade once the kernel is shut
     down: whatever is called then fails with one clear error, ESHUTDOWN."""
@@ -665,6 +728,12 @@ class _ShutdownLock:
         raise_errno(errno.ESHUTDOWN)
 
     def __exit__(self, *exc: object) -> None:
+        return None
+
+    def acquire(self) -> bool:
+        raise_errno(errno.ESHUTDOWN)
+
+    def release(self) -> None:
         return None
 
 
@@ -694,7 +763,7 @@ class Kernel(Process):
         if not isinstance(protected_hardlinks, bool):
             raise TypeError("protected_hardlinks must be a bool")
         self._kernel_lock = KernelLock()
-        self._lock: AbstractContextManager[Any] = self._kernel_lock
+        self._lock: _FacadeLock = self._kernel_lock
         self._facades: weakref.WeakSet[Process] = weakref.WeakSet()
         self.hypervisor: Hypervisor = hypervisor if hypervisor is not None else PosixHost()
         self.clock = Clock(self.hypervisor)
