@@ -78,7 +78,13 @@ def _walk(p: VProc, vp: Vnode, comps: list[str], follow: bool,
                 continue
             if len(name) > _SHORT_NAME:
                 check_name(name)
-            child = vp.ops.vop_lookup(vp, name)
+            names = vp.names
+            if names is not None:           # the file system's own dict: no call
+                child = names.get(name)
+                if child is None:
+                    raise_errno(errno.ENOENT)
+            else:
+                child = vp.ops.vop_lookup(vp, name)
             while child.mountedhere is not None:
                 child = child.mountedhere.root
             if child.type is VLNK and (i < last or follow):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rumpfs.vfs.mount import Mount
     from rumpfs.vfs.vnode_if import VnodeOps
 
@@ -90,6 +92,12 @@ class Vnode:
     """Base of every file system's nodes."""
 
     __slots__ = ("dead", "handle", "mount", "mountedhere", "ops", "type", "usecount")
+
+    # namei's fast path: a directory whose vop_lookup of every name but ".." is
+    # exactly ``names[name]`` (a missing name: ENOENT, nothing else done) may
+    # expose that mapping here, as a slot of its own class; namei then looks
+    # names up without a call. None (this class default): always vop_lookup.
+    names: Mapping[str, Vnode] | None = None
 
     def __init__(self, vtype: VType, ops: VnodeOps, mount: Mount) -> None:
         self.type = vtype

@@ -155,7 +155,8 @@ class RumpDir(RumpNode):
     cookies handed out to an open stream stay valid.
     """
 
-    __slots__ = ("entries", "parent", "pinned", "readers", "slots", "tombstones", "where")
+    __slots__ = ("entries", "names", "parent", "pinned", "readers", "slots", "tombstones",
+                 "where")
 
     def __init__(self, ops: RumpfsOps, mount: Mount, va: Vattr, ino: int, now: int,
                  parent: RumpDir | None) -> None:
@@ -163,6 +164,7 @@ class RumpDir(RumpNode):
         self.nlink = 2
         self.parent: RumpDir = parent if parent is not None else self
         self.entries: dict[str, RumpNode] = {}
+        self.names = self.entries           # vop_lookup is entries[name]: namei's fast path
         self.where: dict[str, int] = {}
         self.slots: list[str | None] = []
         self.tombstones = 0
@@ -171,6 +173,10 @@ class RumpDir(RumpNode):
 
     def size(self) -> int:
         return (len(self.entries) + 2) * BOGO_DIRENT_SIZE
+
+    def stat(self) -> os.stat_result:
+        # RumpNode.stat with size() inlined and no blocks (a directory has none)
+        return make_stat(self, (len(self.entries) + 2) * BOGO_DIRENT_SIZE, 0, self.rdev)
 
     def attach(self, name: str, node: RumpNode) -> None:
         """Enter ``node`` as ``name`` (which must be free). ``node`` may be a
