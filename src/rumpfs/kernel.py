@@ -196,7 +196,8 @@ class Process:
     def open(self, path: StrOrBytesPath, flags: int, mode: int = 0o777, *,
              dir_fd: int | None = None) -> int:
         """``os.open``: a descriptor in this process's table (``dir_fd`` supported)."""
-        path = _fspath(path)
+        if type(path) is not str:      # _fspath, called only when needed
+            path = _fspath(path)
         lock = self._lock
         lock.acquire()
         try:
@@ -310,7 +311,8 @@ class Process:
     def stat(self, path: StrOrBytesPath | int, *, dir_fd: int | None = None,
              follow_symlinks: bool = True) -> os.stat_result:
         """``os.stat`` (a path, or a descriptor; ``dir_fd``, ``follow_symlinks``)."""
-        path = _fspath_or_fd(path)
+        if type(path) is not str:      # _fspath_or_fd, called only when needed
+            path = _fspath_or_fd(path)
         lock = self._lock
         lock.acquire()
         try:

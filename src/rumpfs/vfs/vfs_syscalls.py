@@ -152,7 +152,9 @@ def sys_stat(p: VProc, path: StrOrBytesPath | int, dir_fd: DirFd = None,
         return sys_fstat(p, path)
     try:
         s = pathstr(path)
-        vp = namei(p, s, startdir(p, s, dir_fd), follow)
+        # startdir inlined for the common case (no dir_fd: the cwd; an absolute
+        # path ignores its start)
+        vp = namei(p, s, p.cwd if dir_fd is None else startdir(p, s, dir_fd), follow)
         return vp.ops.vop_getattr(vp)
     except OSError as e:
         raise with_filename(e, path) from None
