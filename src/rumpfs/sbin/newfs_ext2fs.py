@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from rumpfs.errors import raise_errno
-from rumpfs.fs.ext2fs.ext2fs import Superblock
+from rumpfs.fs.ext2fs.ext2fs import Superblock, sparse_has_super
 
 if TYPE_CHECKING:
     from rumpfs.kernel import Process
@@ -110,16 +110,7 @@ class Geometry:
         return self.blocks_per_group
 
     def has_super(self, g: int) -> bool:
-        """sparse_super: backups in groups 0, 1 and powers of 3, 5 and 7."""
-        if g <= 1:
-            return True
-        for base in (3, 5, 7):
-            n = base
-            while n < g:
-                n *= base
-            if n == g:
-                return True
-        return False
+        return sparse_has_super(g)             # newfs always sets sparse_super
 
     def group_layout(self, g: int) -> tuple[int, int, int]:
         """(block bitmap, inode bitmap, inode table) block numbers of group g."""

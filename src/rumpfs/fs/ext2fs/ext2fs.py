@@ -23,7 +23,7 @@ from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.ext2fs.csum import crc16, crc32c_raw
 
 __all__ = [
-    "EXT2_MAGIC", "GroupDesc", "Superblock", "corrupt", "log",
+    "EXT2_MAGIC", "GroupDesc", "Superblock", "corrupt", "log", "sparse_has_super",
 ]
 
 log = logging.getLogger("rumpfs.ext2fs")
@@ -154,6 +154,21 @@ def put32(b: bytearray | memoryview, off: int, v: int) -> None:
     _U32.pack_into(b, off, v & 0xFFFFFFFF)
 
 
+
+def sparse_has_super(group: int) -> bool:
+    """sparse_super: superblock backups in groups 0, 1 and powers of 3, 5 and 7."""
+    if group <= 1:
+        return True
+    if not group & 1:
+        return False
+    for base in (3, 5, 7):
+        n = base
+        while n < group:
+            n *= base
+        if n == group:
+            return True
+    return False
+
 class Superblock:
     """The decoded superblock (``raw`` keeps all 1024 bytes for rewriting)."""
 
@@ -274,18 +289,8 @@ class Superblock:
         return bytes(b)
 
     def has_super(self, group: int) -> bool:
-        """Does ``group`` hold a superblock backup (sparse_super: 0, 1, powers of 3, 5, 7)?"""
-        if not self.ro_compat & RO_SPARSE_SUPER or group <= 1:
-            return True
-        if not group & 1:
-            return False
-        for base in (3, 5, 7):
-            n = base
-            while n < group:
-                n *= base
-            if n == group:
-                return True
-        return False
+        """Does ``group`` hold a superblock backup?"""
+        return not self.ro_compat & RO_SPARSE_SUPER or sparse_has_super(group)
 
     def group_first_block(self, group: int) -> int:
         return self.first_data_block + group * self.blocks_per_group
