@@ -38,6 +38,7 @@ from rumpfs.kern.cred import Cred, id_arg
 from rumpfs.kern.devsw import CHAR, DevSwitch
 from rumpfs.kern.lock import KernelLock
 from rumpfs.kern.proc import Proc
+from rumpfs.kern.shm import HostShm
 from rumpfs.rumpuser import Hypervisor
 from rumpfs.rumpuser.posix import PosixHost
 from rumpfs.vfs import (
@@ -773,6 +774,7 @@ class Kernel(Process):
         self.devsw.register(CHAR, MEM_MAJOR, MemDriver())
         self.vfs: Vfs = Vfs(self.clock, self.devsw, self._kernel_lock)
         self.vfs.protected_hardlinks = protected_hardlinks
+        shm = self.vfs.shm = HostShm(self.hypervisor)  # memfds: FUSE passthrough of rumpfs files
         self.vfs.register_fstype("rumpfs", rumpfs_mount)
         self.vfs.register_fstype("ext2", ext2fs_mount)
         self.vfs.register_fstype("msdos", msdosfs_mount)
@@ -787,6 +789,7 @@ class Kernel(Process):
         self.add_shutdown_hook(self.rumpblk.close_all)
         self.etfs = EtfsRegistry(self.vfs, self.hypervisor, self.rumpblk)
         self.add_shutdown_hook(self.etfs.shutdown)
+        self.add_shutdown_hook(shm.close_all)
         self._disks: dict[str, list[str]] = {}     # attach_disk key -> its device keys
         super().__init__(self, self._new_proc(Cred(0, 0), root))
 

@@ -64,6 +64,7 @@ from rumpfs.dev.rumpblk import RUMPBLK_DEVMAJOR
 from rumpfs.frontends import fuse_proto as fp
 from rumpfs.frontends.fuse_creds import GroupCache, read_groups
 from rumpfs.frontends.fuse_dev import FuseChannel
+from rumpfs.frontends.fuse_passthrough import Passthrough
 from rumpfs.handles import UTIME_NOW, Caller, NodeHandles
 from rumpfs.kernel import Kernel
 
@@ -136,7 +137,7 @@ class RumpOperations:
         self._dir_flags = (fp.FOPEN_KEEP_CACHE | fp.FOPEN_CACHE_DIR) if self._caching else 0
         self.groups = GroupCache()
         self.passthrough = False            # negotiated at INIT (root, Linux >= 6.9)
-        self._backing: dict[int, int] = {}  # fh -> passthrough backing id
+        self._pt = Passthrough(handles, channel)    # backing ids of open nodes
         self._root = handles.ROOT
         self._mu = threading.Lock()
         self._lookups: dict[int, int] = {}  # handle -> lookups the host holds
@@ -349,52 +350,33 @@ class RumpOperations:
 
     # -- files ------------------------------------------------------------------------------
 
-    def _opened(self, fh: int) -> bytes:
+    def _opened(self, fh: int, handle: int) -> bytes:
         with self._mu:
             self._files.add(fh)
         # NOFLUSH: nothing to do on close (writes reach the kernel when made)
         if self.passthrough:
-            backing = self._passthrough(fh)
-            if backing is not None:
-                # not KEEP_CACHE: the host's pages are the backing file's
-                return fp.OPEN_OUT.pack(fh, fp.FOPEN_NOFLUSH | fp.FOPEN_PASSTHROUGH, backing)
+            return self._pt.opened(fh, handle, self._open_flags)
         return fp.OPEN_OUT.pack(fh, self._open_flags, 0)
-
-    def _passthrough(self, fh: int) -> int | None:
-        """A backing id for a whole host file (etfs): the host then reads and
-        writes it directly. Kept until RELEASE (the host looks it up only after
-        our reply)."""
-        hostfd = self.h.backing_fd(fh)
-        if hostfd is None:
-            return None
-        try:
-            backing = self.ch.backing_open(hostfd)
-        except OSError as exc:
-            log.debug("rumpfs.fuse: no passthrough for fh %d: %s", fh, exc)
-            return None
-        with self._mu:
-            self._backing[fh] = backing
-        return backing
 
     def open(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         flags, open_flags = fp.OPEN_IN.unpack_from(body)
         fh = self.h.open(self._proc(uid, gid, pid), self._handle(nodeid), flags,
                          kill_suid=bool(open_flags & fp.OPEN_KILL_SUIDGID))
-        return [self._opened(fh)]
+        return [self._opened(fh, self._handle(nodeid))]
 
     def create(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         flags, mode, umask, _ = fp.CREATE_IN.unpack_from(body)
         p = self._proc(uid, gid, pid, umask)
         name = _name(body[fp.CREATE_IN.size:])
         fh, st = self.h.create(p, self._handle(nodeid), name, mode, flags)
-        return [self._gained(st), self._opened(fh)]
+        return [self._gained(st), self._opened(fh, st.st_ino)]
 
     def tmpfile(self, nodeid: int, uid: int, gid: int, pid: int,
                 body: memoryview) -> list[bytes]:
         flags, mode, umask, _ = fp.CREATE_IN.unpack_from(body)
         p = self._proc(uid, gid, pid, umask)
         fh, st = self.h.tmpfile(p, self._handle(nodeid), mode, flags)
-        return [self._gained(st), self._opened(fh)]
+        return [self._gained(st), self._opened(fh, st.st_ino)]
 
     def read(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
@@ -417,9 +399,7 @@ class RumpOperations:
         fh = fp.RELEASE_IN.unpack_from(body)[0]
         with self._mu:
             self._files.discard(fh)
-            backing = self._backing.pop(fh, None)
-        if backing is not None:
-            self.ch.backing_close(backing)
+        self._pt.released(fh)
         self.h.release(fh)
         return []
 
@@ -594,10 +574,10 @@ class RumpOperations:
         """Give back what the host held when it went away (after unmount)."""
         with self._mu:
             files, dirs, lookups = list(self._files), list(self._dirs), list(self._lookups.items())
-            self._backing.clear()   # closing the device drops every backing id
             self._files.clear()
             self._dirs.clear()
             self._lookups.clear()
+        self._pt.clear()    # closing the device dropped every backing id
         self.groups.close()
         for fh in files:
             with _logged("release"):

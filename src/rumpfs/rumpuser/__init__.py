@@ -100,6 +100,25 @@ class Hypervisor(Protocol):
 
     def fsync(self, fd: int, datasync: bool = False) -> None: ...
 
+    # Anonymous shared memory (rumpfs files the host reads and writes directly
+    # through FUSE passthrough). A host without it answers EOPNOTSUPP.
+
+    def memfd_create(self, name: str) -> int:
+        """A new, empty, close-on-exec anonymous memory file (Linux memfd_create)."""
+        ...
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        """Linux fallocate(2) with ``mode`` (KEEP_SIZE, PUNCH_HOLE...)."""
+        ...
+
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        """lseek(2); SEEK_DATA/SEEK_HOLE as the host's file system answers them."""
+        ...
+
+    def raise_nofile_limit(self) -> int:
+        """Raise this process's soft RLIMIT_NOFILE to its hard limit; the new soft limit."""
+        ...
+
     def ftruncate(self, fd: int, length: int) -> None: ...
 
     def fstat(self, fd: int) -> os.stat_result: ...

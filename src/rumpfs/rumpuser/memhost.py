@@ -446,6 +446,21 @@ class MemHost:
             raise_errno(errno.EINVAL)
         self._truncate(of.node, length)
 
+    # no anonymous shared memory here: rumpfs keeps every file in its own store
+    def memfd_create(self, name: str) -> int:
+        raise_errno(errno.EOPNOTSUPP)
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        self._of(fd)
+        raise_errno(errno.EOPNOTSUPP)
+
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        self._of(fd)
+        raise_errno(errno.EOPNOTSUPP)
+
+    def raise_nofile_limit(self) -> int:
+        return 1024
+
     def fstat(self, fd: int) -> os.stat_result:
         self._enter("fstat")
         return self._stat(self._of(fd).node)

@@ -8,7 +8,10 @@ descriptor is a jail. Errors leave as ``OSError(errno)`` without a filename.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import resource
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -23,6 +26,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _CLOEXEC = os.O_CLOEXEC
+# fallocate(2) with a mode (os.posix_fallocate has none): libc's wrapper.
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_fallocate = _libc.fallocate
+_fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_fallocate.restype = ctypes.c_int
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -100,6 +108,28 @@ class PosixHost:
             os.fdatasync(fd)
         else:
             os.fsync(fd)
+
+    @_errno_only
+    def memfd_create(self, name: str) -> int:
+        return os.memfd_create(name, os.MFD_CLOEXEC)
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        if _fallocate(fd, mode, ctypes.c_int64(offset), ctypes.c_int64(length)) != 0:
+            raise oserror(ctypes.get_errno() or errno.EIO)
+
+    @_errno_only
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        return os.lseek(fd, offset, whence)
+
+    def raise_nofile_limit(self) -> int:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and soft != hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+                soft = hard
+            except (OSError, ValueError):
+                pass
+        return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
     @_errno_only
     def ftruncate(self, fd: int, length: int) -> None:

@@ -23,6 +23,7 @@ from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.devsw import DevSwitch
 from rumpfs.kern.pipe import Pipe
+from rumpfs.kern.shm import HostShm
 from rumpfs.vfs.bio import BlockDev, BufCache
 from rumpfs.vfs.vnode import VBLK, Vnode
 
@@ -103,6 +104,7 @@ class Vfs:
                  lock: threading.Lock | None = None) -> None:
         self.clock = clock
         self.devsw = devsw
+        self.shm: HostShm | None = None         # host memfds (FUSE passthrough), set by Kernel
         # The kernel lock, for the few waits that release it (pipes, FIFO opens).
         self.lock = lock if lock is not None else threading.Lock()
         self.fifos: dict[Vnode, Pipe] = {}      # FIFO nodes open somewhere -> their pipe

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.rumpfs.data import Space, SparseData
+from rumpfs.fs.rumpfs.memfd_data import MemfdData
 from rumpfs.vfs.acl import Acl
 from rumpfs.vfs.mount import Mount
 from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vattr, Vnode, VType
@@ -117,17 +118,21 @@ def make_stat(node: RumpNode, size: int, blocks: int, rdev: int) -> os.stat_resu
 
 
 class RumpReg(RumpNode):
-    """A regular file with sparse in-memory data."""
+    """A regular file with sparse in-memory data (or a host memfd, see memfd_data)."""
 
     __slots__ = ("data",)
 
     def __init__(self, ops: RumpfsOps, mount: Mount, va: Vattr, ino: int,
                  now: int) -> None:
         super().__init__(VREG, ops, mount, va, ino, now)
-        self.data = SparseData(rumpfs_data(mount).space)
+        # MemfdData once the FUSE frontend has opened it with passthrough
+        self.data: SparseData | MemfdData = SparseData(rumpfs_data(mount).space)
 
     def stat(self) -> os.stat_result:
         data = self.data
+        if isinstance(data, MemfdData):     # the host may have written it: ask
+            size, blocks = data.sync(self)
+            return make_stat(self, size, blocks, 0)
         return make_stat(self, data.size, data.pages * 8, 0)
 
 

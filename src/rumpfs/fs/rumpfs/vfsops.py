@@ -54,6 +54,8 @@ class RumpfsVfsOps:
 
     def vfs_statvfs(self, mp: Mount) -> os.statvfs_result:
         data = rumpfs_data(mp)
+        for memfd in list(data.vnops.memfds):   # files the host writes directly
+            memfd.settle()
         space = data.space
         blocks = space.limit if space.limit is not None else _CAPACITY_BLOCKS
         bfree = max(blocks - space.used, 0)
@@ -63,7 +65,10 @@ class RumpfsVfsOps:
                                   NAME_MAX))
 
     def vfs_unmount(self, mp: Mount) -> None:
-        """Nothing to flush: the nodes go with their last Python reference."""
+        """Nothing to flush: the nodes go with their last Python reference;
+        the host memfds of files opened through FUSE go now."""
+        for memfd in list(rumpfs_data(mp).vnops.memfds):
+            memfd.clear()
 
     def vfs_sync(self, mp: Mount) -> None:
         """Nothing to write: no device."""
@@ -86,7 +91,7 @@ def rumpfs_mount(vfs: Vfs, dev: int, args: MountArgs) -> Mount:
     va = Vattr(VDIR, _number(mode, False) & 0o7777, _number(opts.get("uid", 0), False),
                _number(opts.get("gid", 0), False))
     mp = Mount("rumpfs", RumpfsVfsOps(), dev, args.read_only)
-    vnops = RumpfsOps(vfs.clock)
+    vnops = RumpfsOps(vfs.clock, vfs.shm)
     mp.data = RumpfsData(vnops, ROOT_INO + 1, Space((size + PAGE - 1) // PAGE if size else None),
                          nr_inodes or None)
     mp.root = RumpDir(vnops, mp, va, ROOT_INO, vfs.clock.now_ns(), None)

@@ -13,14 +13,17 @@ Locking: the kernel lock is held throughout.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator
 from typing import cast
 
 from rumpfs.errors import errno, raise_errno
+from rumpfs.fs.rumpfs import memfd_data
 from rumpfs.fs.rumpfs.node import RumpDir, RumpLink, RumpNode, RumpReg, rumpfs_data
 from rumpfs.fs.rumpfs.rename import exchange, rename
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred, may_access
+from rumpfs.kern.shm import HostShm
 from rumpfs.vfs import acl as posix_acl
 from rumpfs.vfs.acl import Acl
 from rumpfs.vfs.genfs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, GenfsOps
@@ -38,8 +41,10 @@ XATTR_REPLACE = 2
 class RumpfsOps(GenfsOps):
     """The vnode-operation vector of one rumpfs mount."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, shm: HostShm | None = None) -> None:
         self.clock = clock
+        self.shm = shm                  # host memfds for FUSE passthrough (memfd_data)
+        self.memfds: weakref.WeakSet[memfd_data.MemfdData] = weakref.WeakSet()
 
     @staticmethod
     def _new_ino(dvp: RumpDir) -> int:
@@ -205,6 +210,10 @@ class RumpfsOps(GenfsOps):
     def vop_setattr(self, vp: Vnode, va: Vattr) -> None:
         node: RumpNode = vp  # type: ignore[assignment]
         touch = False
+        if node.type is VREG:
+            mdata = cast(RumpReg, node).data
+            if isinstance(mdata, memfd_data.MemfdData):
+                mdata.sync(cast(RumpReg, node))     # the host's writes came first
         if va.size is not None:
             if node.type is VDIR:
                 raise_errno(errno.EISDIR)
@@ -277,6 +286,13 @@ class RumpfsOps(GenfsOps):
         else:
             sparse.allocate(offset, length, bool(mode & FALLOC_FL_KEEP_SIZE))
         node.mtime = node.ctime = self.clock.now_ns()
+
+    def vop_backing_fd(self, vp: Vnode, readable: bool, writable: bool) -> int | None:
+        # A regular file moves to a host memfd (memfd_data) that the host then
+        # reads and writes directly.
+        if vp.type is not VREG or self.shm is None:
+            return None
+        return memfd_data.backing_fd(cast(RumpReg, vp), self.shm, self.clock, self.memfds)
 
     def vop_seekhole(self, vp: Vnode, offset: int, data: bool) -> int:
         node: RumpNode = vp  # type: ignore[assignment]

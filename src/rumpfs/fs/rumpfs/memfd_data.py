@@ -1,0 +1,246 @@
+"""Regular-file data in a host memfd, for files the host opens through FUSE passthrough.
+
+Allowed imports: ``rumpfs.kern``, ``rumpfs.vfs``, ``rumpfs.errors``, and
+``data`` of this package.
+
+:class:`MemfdData` has the interface of :class:`~rumpfs.fs.rumpfs.data.SparseData`
+(``read``, ``write``, ``truncate``, ``allocate``, ``punch``, ``seek_data``,
+``clear``, ``size``, ``pages``, ``space``) over an anonymous host memory file
+(tmpfs). A file moves there once, under the kernel lock, when the FUSE
+frontend first opens it with passthrough (:func:`backing_fd`): its pages,
+holes and fallocated-but-unwritten pages are copied, so st_blocks and
+SEEK_DATA/SEEK_HOLE stay what they were. From then on the host kernel reads,
+writes and maps the memfd directly, and every in-process call uses it too:
+one page cache, coherent both ways by construction. Sizes, st_blocks, holes
+and the fallocate modes are tmpfs's own (a memfd is a tmpfs file), and its
+size limit is tmpfs's (MAX_LFS_FILESIZE, the same as rumpfs's).
+
+Times: a write through passthrough stamps the memfd, not the node. ``own``
+is the host clock just after this kernel's last call on the memfd; a memfd
+mtime (atime) later than that is the host's own write (read), and
+:meth:`MemfdData.sync` (called by ``stat`` and before ``setattr``) carries
+it into the node: never past the kernel's clock, never backwards. A host
+change in the same clock tick as an in-process call may go unseen (the
+node keeps the in-process stamp, which is at most that tick earlier).
+
+Accounting: ``charged`` is what this file counts in the mount's
+:class:`~rumpfs.fs.rumpfs.data.Space`; it follows the memfd's st_blocks when
+synced (``stat``, ``pages``, statvfs through :meth:`settle`). Files move only
+on mounts without a ``size=`` limit, where the count is only reported.
+
+Locking: the kernel lock is held throughout (``__del__`` excepted: it only
+closes the descriptor).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st
+import weakref
+from typing import TYPE_CHECKING
+
+from rumpfs.errors import errno, raise_errno
+from rumpfs.fs.rumpfs.data import CHUNK_SHIFT, PAGE, Space, SparseData
+from rumpfs.kern.clock import Clock
+from rumpfs.kern.shm import HostShm
+from rumpfs.vfs.genfs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
+
+if TYPE_CHECKING:
+    from rumpfs.fs.rumpfs.node import RumpReg
+
+__all__ = ["MemfdData", "backing_fd", "setid"]
+
+_SEEK_DATA = 3
+_SEEK_HOLE = 4
+_CAPABILITY = "security.capability"
+
+
+def _runs(mask: int) -> list[tuple[int, int]]:
+    """(first bit, count) of each run of set bits of ``mask``, lowest first."""
+    out = []
+    while mask:
+        lo = (mask & -mask).bit_length() - 1
+        m = mask >> lo
+        n = ((m + 1) & ~m).bit_length() - 1       # trailing ones of m
+        out.append((lo, n))
+        mask &= ~(((1 << n) - 1) << lo)
+    return out
+
+
+class MemfdData:
+    """The bytes of one regular file, in a host memfd."""
+
+    __slots__ = ("__weakref__", "charged", "clock", "fd", "own", "shm", "space")
+
+    def __init__(self, shm: HostShm, fd: int, space: Space, clock: Clock, charged: int) -> None:
+        self.shm = shm
+        self.fd = fd
+        self.space = space
+        self.clock = clock
+        self.charged = charged
+        self.own = shm.real_ns()
+
+    @classmethod
+    def from_sparse(cls, sparse: SparseData, shm: HostShm, clock: Clock) -> MemfdData | None:
+        """A memfd holding ``sparse``'s bytes, pages and holes (which then must
+        not be used); None if no memfd can be had or the copy fails."""
+        if sparse.space.limit is not None:
+            return None          # a host write must not pass the mount's size= limit
+        fd = shm.create()
+        if fd is None:
+            return None
+        hyp = shm.hyp
+        try:
+            hyp.ftruncate(fd, sparse.size)
+            for index in sorted(sparse.chunks):
+                c = sparse.chunks[index]
+                base = index << CHUNK_SHIFT
+                for lo, n in _runs(c.mask):               # written pages: their bytes
+                    off = base + lo * PAGE
+                    chunk = sparse.read(n * PAGE, off)
+                    pos = 0
+                    while pos < len(chunk):
+                        pos += hyp.pwrite(fd, memoryview(chunk)[pos:], off + pos)
+                for lo, n in _runs(c.falloc):             # allocated, never written
+                    hyp.fallocate(fd, FALLOC_FL_KEEP_SIZE, base + lo * PAGE, n * PAGE)
+        except OSError:
+            shm.release(fd)
+            return None
+        # The pages change stores, not count: the mount's Space stays as it was.
+        data = cls(shm, fd, sparse.space, clock, sparse.pages)
+        shm.users.add(data)
+        data.settle()
+        return data
+
+    def __del__(self) -> None:
+        # A node dropped without vop_inactive (its mount went away): give the fd back.
+        if self.fd >= 0:
+            try:
+                self.shm.release(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
+
+    # -- what the host may have changed ------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self.shm.hyp.fstat(self.fd).st_size
+
+    @property
+    def pages(self) -> int:
+        return self._charge(self.shm.hyp.fstat(self.fd))
+
+    def _charge(self, s: os.stat_result) -> int:
+        pages = s.st_blocks >> 3
+        if pages != self.charged:
+            self.space.used += pages - self.charged
+            self.charged = pages
+        return pages
+
+    def settle(self) -> None:
+        """Bring the mount's page count up to date with the memfd."""
+        self._charge(self.shm.hyp.fstat(self.fd))
+
+    def sync(self, node: RumpReg) -> tuple[int, int]:
+        """(size, st_blocks) of the data; the host's writes (reads) since this
+        kernel's last call move the node's mtime and ctime (atime)."""
+        s = self.shm.hyp.fstat(self.fd)
+        m, a, own = s.st_mtime_ns, s.st_atime_ns, self.own
+        if m > own or a > own:
+            now = self.clock.now_ns()
+            if m > own:
+                t = m if m < now else now
+                if t > node.mtime:
+                    node.mtime = t
+                if t > node.ctime:
+                    node.ctime = t
+            if a > own and not node.mount.read_only:
+                t = a if a < now else now
+                if t > node.atime:
+                    node.atime = t
+            self.own = max(own, m, a)
+        return s.st_size, self._charge(s) << 3
+
+    def _mine(self) -> None:
+        self.own = self.shm.real_ns()
+
+    # -- the SparseData interface ------------------------------------------------
+
+    def read(self, size: int, offset: int) -> bytes:
+        data = self.shm.hyp.pread(self.fd, size, offset)
+        self.own = self.shm.real_ns()
+        return data
+
+    def write(self, data: bytes | memoryview, offset: int) -> int:
+        """Write all of ``data`` at ``offset``; the offset after the last byte
+        written (short only if the host runs out of memory part way)."""
+        hyp, fd = self.shm.hyp, self.fd
+        n = len(data)
+        pos = 0
+        try:
+            while pos < n:
+                pos += hyp.pwrite(fd, data[pos:] if pos else data, offset + pos)
+        except OSError:
+            if pos == 0:
+                raise
+        finally:
+            self.own = self.shm.real_ns()
+        return offset + pos
+
+    def truncate(self, size: int) -> None:
+        self.shm.hyp.ftruncate(self.fd, size)
+        self._mine()
+
+    def clear(self) -> None:
+        """The node is gone: free its pages and the memfd."""
+        self.space.used -= self.charged
+        self.charged = 0
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            self.shm.release(fd)
+
+    def allocate(self, offset: int, length: int, keep_size: bool) -> None:
+        self.shm.hyp.fallocate(self.fd, FALLOC_FL_KEEP_SIZE if keep_size else 0, offset, length)
+        self._mine()
+
+    def punch(self, offset: int, length: int) -> None:
+        self.shm.hyp.fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
+                               length)
+        self._mine()
+
+    def seek_data(self, offset: int, want_data: bool) -> int:
+        if offset < 0:
+            raise_errno(errno.ENXIO)
+        return self.shm.hyp.lseek(self.fd, offset, _SEEK_DATA if want_data else _SEEK_HOLE)
+
+
+def setid(node: RumpReg) -> bool:
+    """Whether some write could have to clear something: setuid, setgid (Linux
+    clears it without group execute too, for a writer outside the group), or
+    file capabilities (security.capability)."""
+    if node.mode & (st.S_ISUID | st.S_ISGID):
+        return True
+    return bool(node.xattrs) and _CAPABILITY in node.xattrs   # type: ignore[operator]
+
+
+def backing_fd(node: RumpReg, shm: HostShm, clock: Clock,
+               live: weakref.WeakSet[MemfdData] | None = None) -> int | None:
+    """The memfd holding ``node``'s bytes, moving them there first; None when
+    the node stays in its own store (no memfd to be had, a size= limit) or is
+    set-id: a non-owner's write must clear the bits, and a write through
+    passthrough never reaches this kernel (Linux's passthrough write does not
+    clear them either). Any open, not only a writer's: Linux keeps all of an
+    inode's opens in the mode of its first."""
+    if setid(node):
+        return None
+    data = node.data
+    if isinstance(data, MemfdData):
+        return data.fd
+    moved = MemfdData.from_sparse(data, shm, clock)
+    if moved is None:
+        return None
+    node.data = moved
+    if live is not None:
+        live.add(moved)
+    return moved.fd
