@@ -315,3 +315,46 @@ def test_two_opens_of_one_etfs_file(served: Any, fuse_kernel: Any, shm: Path) ->
         a.write(b"ETFS")
         assert b.read() == b"ETFS bytes"
     assert counting.calls["read"] == 0 and counting.calls["write"] == 0
+
+
+def test_a_non_root_server_keeps_files_in_the_kernel() -> None:
+    """Served by an unprivileged user (no FUSE_DEV_IOC_BACKING_OPEN, so no
+    passthrough): data, sparse sizes, st_blocks and holes as before, through
+    the server. Run as in test_cli's test_non_root_mount (a private mount
+    namespace whose /dev/fuse is 0666)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from tests.conformance.fuse.test_cli import UNPRIVILEGED, run_as, serving_line, wait_gone
+
+    mp = make_mountpoint("rumpfs-memfd-user-")
+    dev = tempfile.mkdtemp(prefix="rumpfs-memfd-dev-", dir="/tmp")
+    os.chown(mp, UNPRIVILEGED, UNPRIVILEGED)
+
+    def check() -> None:  # in the child, as the user, inside its namespace
+        path = os.path.join(mp, "sparse")
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        os.pwrite(fd, b"head", 0)
+        os.pwrite(fd, b"tail", 1 << 40)
+        st = os.fstat(fd)
+        print(f"{st.st_size} {st.st_blocks} {os.lseek(fd, 0, os.SEEK_HOLE)} "
+              f"{os.lseek(fd, 4096, os.SEEK_DATA)} {os.pread(fd, 4, 1 << 40)!r}",
+              file=sys.stderr)
+        os.close(fd)
+        done = subprocess.run(["fusermount3", "-u", mp], capture_output=True, text=True,
+                              timeout=60, check=False)
+        print(f"fusermount3 -u: {done.returncode}", file=sys.stderr)
+
+    try:
+        code, err = run_as(UNPRIVILEGED, "mount", mp, private_fuse=dev, then=check)
+        assert code == 0, err
+        lines = err.splitlines(keepends=True)
+        m = serving_line(mp).fullmatch(lines[0])
+        assert m is not None, err
+        assert lines[1:] == [f"{(1 << 40) + 4} 16 4096 {1 << 40} b'tail'\n",
+                             "fusermount3 -u: 0\n"]
+        wait_gone(int(m.group(1)))
+    finally:
+        os.rmdir(dev)
+        remove_mountpoint(mp)

@@ -53,6 +53,7 @@ __all__ = ["MemfdData", "backing_fd", "setid"]
 _SEEK_DATA = 3
 _SEEK_HOLE = 4
 _CAPABILITY = "security.capability"
+_BIG_READ = 1 << 20
 
 
 def _runs(mask: int) -> list[tuple[int, int]]:
@@ -168,7 +169,10 @@ class MemfdData:
     # -- the SparseData interface ------------------------------------------------
 
     def read(self, size: int, offset: int) -> bytes:
-        data = self.shm.hyp.pread(self.fd, size, offset)
+        hyp = self.shm.hyp
+        if size > _BIG_READ:            # the host allocates what is asked for first
+            size = max(min(size, hyp.fstat(self.fd).st_size - offset), 0)
+        data = hyp.pread(self.fd, size, offset)
         self.own = self.shm.real_ns()
         return data
 
