@@ -23,6 +23,7 @@ run under it and must not call back into the kernel.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -36,7 +37,7 @@ from rumpfs.vfs.mount import Vfs
 from rumpfs.vfs.namei import dotdot, lookup_last
 from rumpfs.vfs.proc import VProc
 from rumpfs.vfs.vfs_vnops import UTIME_NOW
-from rumpfs.vfs.vnode import VDIR, VLNK, VREG, Vattr, Vnode, vref, vrele
+from rumpfs.vfs.vnode import VBLK, VCHR, VDIR, VLNK, VREG, Vattr, Vnode, VType, vref, vrele
 
 __all__ = [
     "RENAME_EXCHANGE", "RENAME_NOREPLACE", "UTIME_NOW", "Caller", "KernelPort", "NodeHandles",
@@ -65,6 +66,11 @@ class KernelPort(Protocol):
                 umask: int = 0o022) -> Caller: ...
 
 ReplyFn = Callable[[bytes, os.stat_result, int], bool]
+PlusReplyFn = Callable[[bytes, int, os.stat_result, int], bool]
+NameReplyFn = Callable[[bytes, int, int, int, int], bool]
+_IFMT_OF = {t: t.ifmt for t in VType}
+VDIR_IFMT = VDIR.ifmt
+_FSENC, _FSERR = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
 
 
 def with_handle(attr: os.stat_result, handle: int) -> os.stat_result:
@@ -467,30 +473,76 @@ class NodeHandles:
     def readdir(self, dh: int, start: int, reply: ReplyFn, plus: bool = True) -> None:
         """Offsets: 1 = after ".", 2 = after "..", 2 + c = after the entry with cookie c.
         With ``plus`` each entry replied (but "." and "..", which the host's
-        kernel does not count) takes a lookup count; without, none does."""
+        kernel does not count) takes a lookup count; without, none does.
+        ``reply`` gets attributes with st_ino the entry's handle."""
+        def raw(name: bytes, handle: int, attr: os.stat_result, off: int) -> bool:
+            return reply(name, with_handle(attr, handle), off)
+
+        self.readdir_plus(dh, start, raw, count=plus)
+
+    def readdir_plus(self, dh: int, start: int, reply: PlusReplyFn,
+                     count: bool = True) -> None:
+        """:meth:`readdir` for a frontend that packs attributes itself:
+        ``reply(name, handle, attr, next_off)`` with the file system's own
+        attributes (st_ino is its inode number, not the handle)."""
         with self._lock:
             fp = self._server.fds.get(dh)
             dvp = fp.vp
-            if start < 1:
-                attr = with_handle(dvp.ops.vop_getattr(dvp), self._handle_of(dvp))
-                if not reply(b".", attr, 1):
-                    return
+            if start < 1 and not reply(b".", self._handle_of(dvp), dvp.ops.vop_getattr(dvp), 1):
+                return
             if start < 2:
                 up = dotdot(self._server, dvp)
-                attr = with_handle(up.ops.vop_getattr(up), self._handle_of(up))
-                if not reply(b"..", attr, 2):
+                if not reply(b"..", self._handle_of(up), up.ops.vop_getattr(up), 2):
                     return
+            counts, vnodes = self._counts, self._vnodes
+            names = dvp.names                   # namei's fast path, where the fs has one
+            handle_of = self._handle_of
             for name, _, _, cookie in dvp.ops.vop_readdir(dvp, max(start - 2, 0)):
-                vp = lookup_last(dvp, name)
+                vp = names.get(name) if names is not None else lookup_last(dvp, name)
                 if vp is None:
                     continue
                 while vp.mountedhere is not None:
                     vp = vp.mountedhere.root
-                attr = with_handle(vp.ops.vop_getattr(vp), self._handle_of(vp))
-                if not reply(os.fsencode(name), attr, cookie + 2):
+                h = vp.handle or handle_of(vp)
+                if not reply(name.encode(_FSENC, _FSERR), h, vp.ops.vop_getattr(vp), cookie + 2):
                     return
-                if plus:
-                    self._remember(vp)
+                if count:       # _remember's count, without its getattr
+                    held = counts.get(h, 0)
+                    if not held:
+                        vnodes[h] = vref(vp)
+                    counts[h] = held + 1
+
+    def readdir_names(self, dh: int, start: int, reply: NameReplyFn) -> None:
+        """A plain listing (offsets as :meth:`readdir`): ``reply(name, handle,
+        ifmt, rdev, next_off)`` with the entry's S_IFMT bits and, for device
+        nodes only, its rdev -- no attributes are read for other entries, and
+        no lookup count is taken."""
+        with self._lock:
+            fp = self._server.fds.get(dh)
+            dvp = fp.vp
+            if start < 1 and not reply(b".", self._handle_of(dvp), VDIR_IFMT, 0, 1):
+                return
+            if start < 2:
+                up = dotdot(self._server, dvp)
+                if not reply(b"..", self._handle_of(up), VDIR_IFMT, 0, 2):
+                    return
+            names = dvp.names                   # namei's fast path, where the fs has one
+            handle_of = self._handle_of
+            ifmt_of = _IFMT_OF
+            for name, _, vtype, cookie in dvp.ops.vop_readdir(dvp, max(start - 2, 0)):
+                vp = names.get(name) if names is not None else lookup_last(dvp, name)
+                if vp is None:
+                    continue
+                rdev = 0
+                if vp.mountedhere is not None:
+                    while vp.mountedhere is not None:
+                        vp = vp.mountedhere.root
+                    vtype = vp.type
+                elif vtype is VBLK or vtype is VCHR:
+                    rdev = vp.ops.vop_getattr(vp).st_rdev
+                if not reply(name.encode(_FSENC, _FSERR), vp.handle or handle_of(vp),
+                             ifmt_of[vtype], rdev, cookie + 2):
+                    return
 
     def fsyncdir(self, dh: int) -> None:
         with self._lock:

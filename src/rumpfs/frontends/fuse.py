@@ -84,6 +84,18 @@ _OUT = fp.OUT_HEADER
 _ENTRY = fp.ENTRY_OUT
 _ATTR = fp.ATTR_OUT
 
+# Linux 6.18 sizes its READDIR buffer from the caller's getdents count (32 KiB
+# for glibc) and says so in the request, yet refuses (EINVAL) a reply that
+# fills it exactly; one record alignment less is always taken. (Older kernels
+# ask for one page and take it.)
+_READDIR_SLACK = 8
+_PADS = [b"\0" * i for i in range(8)]
+
+
+def _readdir_room(size: int) -> int:
+    return max(size - _READDIR_SLACK, 0)
+
+
 Handler = Callable[[int, int, int, int, memoryview], "list[bytes] | None"]
 
 
@@ -110,11 +122,20 @@ def host_view(st: os.stat_result) -> tuple[int, int]:
     return mode, st.st_rdev
 
 
+_DEVMASK = stat.S_IFMT(0o170000)
+_BLK_OR_CHR = (stat.S_IFBLK, stat.S_IFCHR)
+
+
 def _attr(st: os.stat_result, ino: int) -> tuple[int, ...]:
+    """fuse_attr's fields for ``st`` under node id ``ino`` (host_view inlined:
+    this runs for every entry of a READDIRPLUS)."""
     a_s, a_ns = divmod(st.st_atime_ns, 1_000_000_000)
     m_s, m_ns = divmod(st.st_mtime_ns, 1_000_000_000)
     c_s, c_ns = divmod(st.st_ctime_ns, 1_000_000_000)
-    mode, rdev = host_view(st)
+    mode = st.st_mode
+    rdev = st.st_rdev
+    if rdev and mode & _DEVMASK in _BLK_OR_CHR:
+        mode, rdev = host_view(st)
     return (ino, st.st_size, st.st_blocks, a_s, m_s, c_s, a_ns, m_ns, c_ns, mode,
             st.st_nlink, st.st_uid, st.st_gid, rdev & 0xFFFFFFFF,
             st.st_blksize or 4096, 0)
@@ -435,41 +456,66 @@ class RumpOperations:
             self._dirs.add(dh)
         return [fp.OPEN_OUT.pack(dh, self._dir_flags, 0)]
 
-    def _readdir(self, body: memoryview, plus: bool) -> list[bytes]:
+    def readdir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
+        """A plain listing: names, node ids and types only (no attributes read)."""
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
-        if not plus:
-            # For a plain READDIR Linux 6.18 asks for more than the one page
-            # it then accepts (a longer reply is refused): a page at most.
-            size = min(size, 4096)
         out: list[bytes] = []
-        room = [size]
-        lookups = self._lookups
-        mu = self._mu
+        room = _readdir_room(size)
+        root, root_handle = self._root, fp.ROOT_ID
+        pack = fp.DIRENT.pack
+        pads = _PADS
 
-        def reply(name: bytes, st: os.stat_result, next_off: int) -> bool:
-            need = fp.dirent_size(len(name), plus)
-            if need > room[0]:
+        def reply(name: bytes, handle: int, ifmt: int, rdev: int, next_off: int) -> bool:
+            nonlocal room
+            n = len(name)
+            need = (24 + n + 7) & ~7
+            if need > room:
                 return False
-            room[0] -= need
-            ino = self._ino(st.st_ino)
-            rec = fp.DIRENT.pack(ino, next_off, len(name), (host_view(st)[0] >> 12) & 0xF) + name
-            if plus:
-                rec = self._entry(st) + rec
-                if name != b"." and name != b"..":  # the host counts all but these
-                    with mu:
-                        lookups[st.st_ino] = lookups.get(st.st_ino, 0) + 1
-            out.append(rec + b"\0" * (need - len(rec)))
+            room -= need
+            ino = root_handle if handle == root else (root if handle == root_handle else handle)
+            if rdev and os.major(rdev) == RUMPBLK_DEVMAJOR:
+                ifmt = stat.S_IFREG                # see host_view
+            out.append(pack(ino, next_off, n, ifmt >> 12) + name + pads[need - 24 - n])
             return True
 
-        self.h.readdir(fh, offset, reply, plus=plus)
-        return out
-
-    def readdir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
-        return self._readdir(body, False)
+        self.h.readdir_names(fh, offset, reply)
+        return [b"".join(out)]
 
     def readdirplus(self, nodeid: int, uid: int, gid: int, pid: int,
                     body: memoryview) -> list[bytes]:
-        return self._readdir(body, True)
+        """Entries with attributes; each but "." and ".." takes a lookup count
+        (the host counts them: it makes dentries from them)."""
+        fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
+        out: list[bytes] = []
+        room = _readdir_room(size)
+        lookups = self._lookups
+        mu = self._mu
+        ino_of = self._ino
+        tmo_s, tmo_ns = self._tmo
+        entry_pack = _ENTRY.pack
+        pack = fp.DIRENT.pack
+        pads = _PADS
+        plus_size = _ENTRY.size + 24
+
+        def reply(name: bytes, handle: int, st: os.stat_result, next_off: int) -> bool:
+            nonlocal room
+            n = len(name)
+            need = (plus_size + n + 7) & ~7
+            if need > room:
+                return False
+            room -= need
+            ino = ino_of(handle)
+            attr = _attr(st, ino)
+            out.append(entry_pack(ino, 0, tmo_s, tmo_s, tmo_ns, tmo_ns, *attr)
+                       + pack(ino, next_off, n, attr[9] >> 12) + name
+                       + pads[need - plus_size - n])
+            if name != b"." and name != b"..":   # the host counts all but these
+                with mu:
+                    lookups[handle] = lookups.get(handle, 0) + 1
+            return True
+
+        self.h.readdir_plus(fh, offset, reply)
+        return [b"".join(out)]
 
     def releasedir(self, nodeid: int, uid: int, gid: int, pid: int,
                    body: memoryview) -> list[bytes]:
@@ -538,8 +584,9 @@ class RumpOperations:
         unpack = fp.IN_HEADER.unpack_from
         pack = _OUT.pack
         send = ch.send
+        receive = ch.receiver(buf)
         while True:
-            n = ch.receive(buf)
+            n = receive()
             if n == 0:
                 return
             length, opcode, unique, nodeid, uid, gid, pid, _, _ = unpack(buf)

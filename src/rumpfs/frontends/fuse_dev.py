@@ -28,7 +28,9 @@ Replies and notifications
 Stopping
     Reader threads block in ``poll`` on the device and a wake-up pipe; the
     device is non-blocking (several readers may wake for one request; the
-    losers see EAGAIN and poll again). ``wake()`` ends every reader.
+    losers see EAGAIN and poll again). Each reader keeps its poller
+    (:meth:`FuseChannel.receiver`) and polls only when a read finds nothing.
+    ``wake()`` ends every reader.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import shutil
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 
 from rumpfs.frontends import fuse_proto as fp
 
@@ -223,28 +226,43 @@ class FuseChannel:
 
     # -- I/O ------------------------------------------------------------------------------
 
-    def receive(self, buf: bytearray) -> int:
-        """Read one request into ``buf``; its length, or 0 when the connection ended."""
+    def receiver(self, buf: bytearray) -> Callable[[], int]:
+        """A reader for one thread: each call reads one request into ``buf`` and
+        returns its length, or 0 when the connection ended or :meth:`wake` was called.
+
+        It reads first and polls only when nothing is waiting: a sequential
+        client has usually sent its next request by the time the reply to its
+        last one is written, so most requests cost one ``readv``. The poller
+        is made once per reader, not per request."""
         fd, wake = self.fd, self._wake_r
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         poller.register(wake, select.POLLIN)
-        while True:
-            try:
-                return os.readv(fd, [buf])
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:      # request interrupted meanwhile
-                    continue
-                if exc.errno == errno.EINTR:
-                    continue
-                if exc.errno in (errno.ENODEV, errno.EBADF, errno.ECONNABORTED):
-                    return 0                       # unmounted or aborted
-                raise
-            for rfd, _ in poller.poll():
-                if rfd == wake:
-                    return 0
+        poll = poller.poll
+        readv = os.readv
+        bufs = [buf]
+
+        def receive() -> int:
+            while True:
+                try:
+                    return readv(fd, bufs)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    if exc.errno == errno.ENOENT or exc.errno == errno.EINTR:
+                        continue                   # request interrupted meanwhile
+                    if exc.errno in (errno.ENODEV, errno.EBADF, errno.ECONNABORTED):
+                        return 0                   # unmounted or aborted
+                    raise
+                for rfd, _ in poll():
+                    if rfd == wake:
+                        return 0
+        return receive
+
+    def receive(self, buf: bytearray) -> int:
+        """Read one request into ``buf`` (see :meth:`receiver`, which a serving
+        loop should use: it keeps its poller)."""
+        return self.receiver(buf)()
 
     def send(self, parts: list[bytes | memoryview]) -> bool:
         """Write one message (header first); False if the kernel refused it
