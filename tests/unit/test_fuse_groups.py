@@ -40,3 +40,35 @@ def test_cached_while_the_task_lives_and_read_again_after() -> None:
             child.kill()
             child.wait()
         cache.close()
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to start children with other credentials")
+def test_a_task_that_may_call_setgroups_is_never_cached() -> None:
+    """CAP_SETGID in the permitted set: the groups may change with the ids kept."""
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) not installed")
+    plain = subprocess.Popen(["/bin/cat"], stdin=subprocess.PIPE, user=1000, group=1000,
+                             extra_groups=[2000])
+    capable = subprocess.Popen([setpriv, "--reuid", "1000", "--regid", "1000",
+                                "--groups", "2000", "--inh-caps", "+setgid",
+                                "--ambient-caps", "+setgid", "/bin/cat"],
+                               stdin=subprocess.PIPE)
+    cache = GroupCache()
+    try:
+        for child in (plain, capable):
+            deadline = 100
+            while read_groups(child.pid) != (2000,) and deadline:   # setpriv has exec'd
+                deadline -= 1
+                subprocess.run(["sleep", "0.05"], check=True)
+            assert cache.get(child.pid, 1000, 1000) == (2000,)
+        assert plain.pid in cache._cache
+        assert capable.pid not in cache._cache
+    finally:
+        for child in (plain, capable):
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait()
+        cache.close()

@@ -228,7 +228,12 @@ class RumpOperations:
                 | fp.DONT_MASK | fp.AUTO_INVAL_DATA | fp.DO_READDIRPLUS
                 | fp.READDIRPLUS_AUTO | fp.PARALLEL_DIROPS | fp.MAX_PAGES
                 | fp.HANDLE_KILLPRIV_V2 | fp.INIT_EXT
-                | (fp.CACHE_SYMLINKS if self._caching else 0))
+                | (fp.CACHE_SYMLINKS | fp.POSIX_ACL if self._caching else 0))
+        # POSIX_ACL (exclusive mode, which already uses default_permissions):
+        # the host checks ACLs too, reading them with GETXATTR system.posix_acl_*
+        # and caching them until its own setattr/setxattr; the kernel here still
+        # does inheritance, the umask (skipped by the host: DONT_MASK), chmod's
+        # mask update and setfacl's mode update, as the caller.
         if os.geteuid() == 0:      # FUSE_DEV_IOC_BACKING_OPEN needs CAP_SYS_ADMIN
             want |= fp.PASSTHROUGH
         got = flags & want

@@ -11,7 +11,36 @@ import select
 import threading
 from typing import Any
 
-__all__ = ["GroupCache", "read_groups"]
+__all__ = ["GroupCache", "read_groups", "read_status"]
+
+
+CAP_SETGID = 6
+
+
+def read_status(pid: int) -> tuple[tuple[int, ...], bool]:
+    """(supplementary groups, whether the task may call setgroups) of host
+    process ``pid``, from one read of /proc/<pid>/status ('Groups:' and
+    'CapPrm:': a task holding CAP_SETGID in its permitted set may raise it
+    and change its groups at any moment, keeping its uid and gid).
+
+    ((), False) when the process is gone or the file cannot be read or parsed
+    (pid 0: a request the host kernel makes on its own behalf).
+    """
+    if pid <= 0:
+        return (), False
+    groups: tuple[int, ...] = ()
+    setgid = False
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Groups:"):
+                    groups = tuple(int(g) for g in line.split()[1:])
+                elif line.startswith(b"CapPrm:"):
+                    setgid = bool(int(line.split()[1], 16) >> CAP_SETGID & 1)
+                    break                  # Groups: comes first
+    except (OSError, ValueError, IndexError):
+        return (), False
+    return groups, setgid
 
 
 def read_groups(pid: int) -> tuple[int, ...]:
@@ -20,16 +49,7 @@ def read_groups(pid: int) -> tuple[int, ...]:
     () when the process is gone or the file cannot be read or parsed (pid 0:
     a request the host kernel makes on its own behalf).
     """
-    if pid <= 0:
-        return ()
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Groups:"):
-                    return tuple(int(g) for g in line.split()[1:])
-    except (OSError, ValueError):
-        pass
-    return ()
+    return read_status(pid)[0]
 
 
 PIDFD_THREAD = os.O_EXCL        # pidfd_open flag (Linux 6.9): a thread, not only a leader
@@ -39,15 +59,20 @@ class GroupCache:
     """Supplementary groups per requesting task, read from /proc once per task.
 
     The rule for reading again: the groups of a task can change only by
-    setgroups(2), which needs CAP_SETGID -- in practice done just before a
-    setuid/setgid or an exec of another user's program -- or by the task
-    going away and its id being reused. So an entry is kept while (a) the
-    request's uid and gid are those it was read with, and (b) the task
-    still lives: a pidfd taken at read time, polled (no wait) on every use,
-    becomes readable when the task exits. Without pidfds (old kernels) nothing
-    is cached. What remains: a task with CAP_SETGID that calls setgroups and
-    keeps its uid and gid is seen with its old groups (root is never asked:
-    its groups decide nothing).
+    setgroups(2), which needs CAP_SETGID, or by the task going away and its id
+    being reused. So an entry is kept while (a) the request's uid and gid are
+    those it was read with, (b) the task still lives: a pidfd taken at read
+    time, polled (no wait) on every use, becomes readable when the task exits,
+    and (c) the task could not call setgroups when it was read: a task holding
+    CAP_SETGID in its permitted set ('CapPrm:', read with the groups) may
+    change its groups at any moment keeping its ids, so its groups are read on
+    every request. Without pidfds (old kernels) nothing is cached. What
+    remains: a task without CAP_SETGID that execs a set-user-ID (or
+    file-capability) program which calls setgroups and then returns to the
+    same uid and gid in the same task (``newgrp`` naming one's own primary
+    group) is seen with its old groups until it exits; Linux offers no cheap
+    signal of an exec or a credential change to watch. Root is never asked:
+    its groups decide nothing.
     """
 
     LIMIT = 512
@@ -60,8 +85,8 @@ class GroupCache:
         ent = self._cache.get(pid)
         if ent is not None and ent[0] == uid and ent[1] == gid and not ent[3].poll(0):
             return ent[2]
-        groups = read_groups(pid)
-        if pid > 0:
+        groups, may_setgroups = read_status(pid)
+        if pid > 0 and not may_setgroups:
             self._remember(pid, uid, gid, groups)
         return groups
 
@@ -77,7 +102,7 @@ class GroupCache:
         poller.register(fd, select.POLLIN)
         # The task may have exited and its id been reused between the /proc
         # read and the pidfd: check that it still has the ids just read.
-        if read_groups(pid) != groups:
+        if read_status(pid) != (groups, False):
             os.close(fd)
             return
         with self._mu:
