@@ -376,33 +376,33 @@ class RumpOperations:
 
     # -- files ------------------------------------------------------------------------------
 
-    def _opened(self, fh: int, handle: int) -> bytes:
+    def _opened(self, fh: int, handle: int, flags: int) -> bytes:
         with self._mu:
             self._files.add(fh)
         # NOFLUSH: nothing to do on close (writes reach the kernel when made)
         if self.passthrough:
-            return self._pt.opened(fh, handle, self._open_flags)
+            return self._pt.opened(fh, handle, flags, self._open_flags)
         return fp.OPEN_OUT.pack(fh, self._open_flags, 0)
 
     def open(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         flags, open_flags = fp.OPEN_IN.unpack_from(body)
         fh = self.h.open(self._proc(uid, gid, pid), self._handle(nodeid), flags,
                          kill_suid=bool(open_flags & fp.OPEN_KILL_SUIDGID))
-        return [self._opened(fh, self._handle(nodeid))]
+        return [self._opened(fh, self._handle(nodeid), flags)]
 
     def create(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         flags, mode, umask, _ = fp.CREATE_IN.unpack_from(body)
         p = self._proc(uid, gid, pid, umask)
         name = _name(body[fp.CREATE_IN.size:])
         fh, st = self.h.create(p, self._handle(nodeid), name, mode, flags)
-        return [self._gained(st), self._opened(fh, st.st_ino)]
+        return [self._gained(st), self._opened(fh, st.st_ino, flags)]
 
     def tmpfile(self, nodeid: int, uid: int, gid: int, pid: int,
                 body: memoryview) -> list[bytes]:
         flags, mode, umask, _ = fp.CREATE_IN.unpack_from(body)
         p = self._proc(uid, gid, pid, umask)
         fh, st = self.h.tmpfile(p, self._handle(nodeid), mode, flags)
-        return [self._gained(st), self._opened(fh, st.st_ino)]
+        return [self._gained(st), self._opened(fh, st.st_ino, flags)]
 
     def read(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)

@@ -14,8 +14,9 @@ until its last release:
 
 - passthrough: one backing id per node, shared by its opens (Linux also
   refuses a non-passthrough answer then). The one open that backing cannot
-  serve, a writer of an etfs file whose backing descriptor is read-only, is
-  refused (EIO) rather than left to fail every write with EBADF. A node that
+  serve, a writer of an etfs file first opened read-only (its backing
+  descriptor is read-only), is refused (EIO) rather than left to fail every
+  write with EBADF. A node that
   became set-id while open this way keeps passthrough for further opens
   (see ``fs/rumpfs/memfd_data``: its writes then do not clear the bits);
 - cached: later opens are cached too, even if passthrough became possible.
@@ -30,7 +31,9 @@ second open of the same node).
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -55,16 +58,17 @@ class Passthrough:
         self.h = handles
         self.ch = channel
         self._mu = threading.Lock()
-        # node handle -> [backing id (0: its opens are cached), that host fd, files open]
+        # node handle -> [backing id (0: its opens are cached), 1 if it may be
+        # written, files open]
         self._nodes: dict[int, list[int]] = {}
         self._fh_node: dict[int, int] = {}      # fh -> its handle in _nodes
         self._was_pt: set[int] = set()          # handles once passthrough
 
-    def opened(self, fh: int, handle: int, cached_flags: int) -> bytes:
-        """The OPEN reply for ``fh``, a new open of node ``handle``."""
+    def opened(self, fh: int, handle: int, flags: int, cached_flags: int) -> bytes:
+        """The OPEN reply for ``fh``, a new open of node ``handle`` with open(2)
+        ``flags``."""
         with self._mu:
             ent = self._nodes.get(handle)
-            first = ent is None
             if ent is None:
                 ent = self._nodes[handle] = [*self._backing(fh), 0]
                 if ent[0]:
@@ -72,7 +76,7 @@ class Passthrough:
             ent[2] += 1
             self._fh_node[fh] = handle
             if ent[0]:
-                if not first and self.h.backing_fd(fh) not in (ent[1], None):
+                if flags & os.O_ACCMODE != os.O_RDONLY and not ent[1]:
                     # a writer of an etfs file whose backing descriptor is
                     # read-only: Linux refuses any answer but passthrough with
                     # that backing; this one makes it fail the open (EIO)
@@ -85,15 +89,16 @@ class Passthrough:
         return fp.OPEN_OUT.pack(fh, cached_flags, 0)
 
     def _backing(self, fh: int) -> tuple[int, int]:
-        """(backing id, host fd) for the node of ``fh``, or (0, -1)."""
+        """(backing id, whether it may be written) for the node of ``fh``, or (0, 0)."""
         hostfd = self.h.backing_fd(fh)
         if hostfd is None:
-            return 0, -1
+            return 0, 0
         try:
-            return self.ch.backing_open(hostfd), hostfd
+            writable = fcntl.fcntl(hostfd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+            return self.ch.backing_open(hostfd), int(writable)
         except OSError as exc:
             log.debug("rumpfs.fuse: no passthrough for fh %d: %s", fh, exc)
-            return 0, -1
+            return 0, 0
 
     def released(self, fh: int) -> None:
         """``fh`` was released: the node's backing id goes with its last open."""

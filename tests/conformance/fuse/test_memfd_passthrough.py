@@ -314,7 +314,19 @@ def test_two_opens_of_one_etfs_file(served: Any, fuse_kernel: Any, shm: Path) ->
     with open(mp / "e", "r+b", buffering=0) as a, open(mp / "e", "r+b", buffering=0) as b:
         a.write(b"ETFS")
         assert b.read() == b"ETFS bytes"
+        with open(mp / "e", "rb") as c:             # a reader shares a writer's backing
+            assert c.read() == b"ETFS bytes"
     assert counting.calls["read"] == 0 and counting.calls["write"] == 0
+    # first opened read-only, the node's backing descriptor cannot be written:
+    # a writer meanwhile is refused (Linux accepts no other backing, and no
+    # non-passthrough open, while the first is open)
+    with open(mp / "e", "rb") as a:
+        with pytest.raises(OSError) as ei:
+            os.close(os.open(mp / "e", os.O_RDWR))
+        assert ei.value.errno == errno.EIO
+        assert a.read() == b"ETFS bytes"
+    with open(mp / "e", "r+b", buffering=0) as b:   # and accepted once it closed
+        b.write(b"e")
 
 
 def test_a_non_root_server_keeps_files_in_the_kernel() -> None:
