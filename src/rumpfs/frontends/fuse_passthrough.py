@@ -71,8 +71,8 @@ class Passthrough:
             ent = self._nodes.get(handle)
             if ent is None:
                 ent = self._nodes[handle] = [*self._backing(fh), 0]
-                if ent[0]:
-                    self._was_pt.add(handle)
+                if ent[0] and cached_flags & fp.FOPEN_KEEP_CACHE:
+                    self._was_pt.add(handle)        # only where cached opens keep pages
             ent[2] += 1
             self._fh_node[fh] = handle
             if ent[0]:
