@@ -1069,6 +1069,38 @@ Ext2VsHost.TestCase.settings = settings(
 TestExt2VsHost = Ext2VsHost.TestCase
 
 
+def memfd_side() -> Side:
+    """The kernel subject with every regular file moved to a host memfd when it
+    is opened, as a FUSE passthrough open moves it (fs/rumpfs/memfd_data.py)."""
+    from rumpfs.fs.rumpfs.node import rumpfs_data
+
+    side = kernel_side()
+    k = side.procs[ROOT]
+    vnops = rumpfs_data(k.vfs.mounts[0]).vnops
+    plain_open = vnops.vop_open
+
+    def open_into_memfd(vp: Any, flags: int) -> None:
+        plain_open(vp, flags)
+        vnops.vop_backing_fd(vp, True, True)
+
+    vnops.vop_open = open_into_memfd
+    return side
+
+
+class MemfdVsHost(FsLockstep):
+    """The machine with rumpfs files in host memfds as subject;
+    ``RUMPFS_SM_MEMFD_EXAMPLES`` sets the number of examples."""
+
+    @staticmethod
+    def make_subject() -> Side:
+        return memfd_side()
+
+
+MemfdVsHost.TestCase.settings = settings(
+    SETTINGS, max_examples=int(os.environ.get("RUMPFS_SM_MEMFD_EXAMPLES", "40")))
+TestMemfdVsHost = MemfdVsHost.TestCase
+
+
 class HostVsHost(FsLockstep):
     """The machine with a second host tree as subject: must pass trivially."""
 
