@@ -92,7 +92,8 @@ class MemfdData:
             return None
         hyp = shm.hyp
         try:
-            hyp.ftruncate(fd, sparse.size)
+            if sparse.size:                 # a new file (CREATE) has nothing to copy
+                hyp.ftruncate(fd, sparse.size)
             for index in sorted(sparse.chunks):
                 c = sparse.chunks[index]
                 base = index << CHUNK_SHIFT
@@ -110,7 +111,8 @@ class MemfdData:
         # The pages change stores, not count: the mount's Space stays as it was.
         data = cls(shm, fd, sparse.space, clock, sparse.pages)
         shm.users.add(data)
-        data.settle()
+        if sparse.pages:
+            data.settle()
         return data
 
     def __del__(self) -> None:
