@@ -146,11 +146,18 @@ def test_memfds_go_back_when_nodes_die_and_at_shutdown() -> None:
     k.unlink("/b")
     assert shm.in_use == 2
     k.write(fd, b"still here")
+    dead = node(k, "c")                             # keep a dead node's data around
     k.close(fd)
     assert shm.in_use == 1
+    free = k.statvfs("/").f_bfree
     k.link("/c", "/d")
     k.unlink("/c")
     assert shm.in_use == 1
+    k.unlink("/d")
+    assert shm.in_use == 0 and dead.data.fd == -1
+    assert k.statvfs("/").f_bfree == free           # no data was charged; no EBADF either
+    k.close(k.open("/d", os.O_CREAT | os.O_WRONLY, 0o644))
+    move(k, "d")
     kept = node(k, "d").data
     k.shutdown()
     assert shm.in_use == 0 and kept.fd == -1

@@ -142,8 +142,10 @@ class MemfdData:
         return pages
 
     def settle(self) -> None:
-        """Bring the mount's page count up to date with the memfd."""
-        self._charge(self.shm.hyp.fstat(self.fd))
+        """Bring the mount's page count up to date with the memfd (if it still
+        has one: a dead node's data may outlive it in a weak set)."""
+        if self.fd >= 0:
+            self._charge(self.shm.hyp.fstat(self.fd))
 
     def sync(self, node: RumpReg) -> tuple[int, int]:
         """(size, st_blocks) of the data; the host's writes (reads) since this
