@@ -166,6 +166,16 @@ class NodeHandles:
     # -- names --------------------------------------------------------------
 
     def lookup(self, p: Caller, parent: int, name: bytes) -> os.stat_result:
+        found = self.probe(p, parent, name)
+        if found is None:
+            raise_errno(errno.ENOENT)
+        return with_handle(found[1], found[0])
+
+    def probe(self, p: Caller, parent: int, name: bytes) -> tuple[int, os.stat_result] | None:
+        """:meth:`lookup` for a frontend that names nodes itself: (handle, the
+        file system's own attributes), counting one lookup as ``lookup`` does,
+        or None for a missing name (no ENOENT raised: a frontend answering
+        negative entries saves the exception)."""
         with self._lock:
             proc = p.vproc
             dvp = self._vp(parent)
@@ -181,11 +191,16 @@ class NodeHandles:
             else:
                 found = lookup_last(dvp, s)
                 if found is None:
-                    raise_errno(errno.ENOENT)
+                    return None
                 vp = found
                 while vp.mountedhere is not None:
                     vp = vp.mountedhere.root
-            return self._remember(vp)
+            h = vp.handle or self._handle_of(vp)
+            count = self._counts.get(h, 0)
+            if not count:
+                self._vnodes[h] = vref(vp)
+            self._counts[h] = count + 1
+            return h, vp.ops.vop_getattr(vp)
 
     def _entered(self, dvp: Vnode, name: str) -> os.stat_result:
         vp = lookup_last(dvp, name)
@@ -197,6 +212,15 @@ class NodeHandles:
         with self._lock:
             vp = self._vp(handle)
             return with_handle(vp.ops.vop_getattr(vp), handle)
+
+    def attributes(self, handle: int) -> os.stat_result:
+        """:meth:`getattr` as the file system gives it (st_ino its own inode
+        number): for a frontend that names the node itself."""
+        with self._lock:
+            vp = self._vnodes.get(handle)
+            if vp is None:
+                raise_errno(errno.ESTALE)
+            return vp.ops.vop_getattr(vp)
 
     def setattr(self, p: Caller, handle: int, *, mode: int | None = None,
                 uid: int | None = None, gid: int | None = None, size: int | None = None,

@@ -154,9 +154,13 @@ class RumpOperations:
         secs = int(cache_timeout)
         self._tmo = (secs, int((cache_timeout - secs) * 1e9))
         self._caching = cache_timeout > 0
+        self._negative = _ENTRY.pack(0, 0, secs, 0, self._tmo[1], 0, *(0,) * 16)
         self._open_flags = fp.FOPEN_NOFLUSH | (fp.FOPEN_KEEP_CACHE if self._caching else 0)
         self._dir_flags = (fp.FOPEN_KEEP_CACHE | fp.FOPEN_CACHE_DIR) if self._caching else 0
         self.groups = GroupCache()
+        # (uid, gid, groups, umask) -> the kernel process requests run as
+        # (NodeHandles.process_for caches them too, under a sorted key)
+        self._callers: dict[tuple[int, int, tuple[int, ...], int], Caller] = {}
         self.passthrough = False            # negotiated at INIT (root, Linux >= 6.9)
         self._pt = Passthrough(handles, channel)    # backing ids of open nodes
         self._root = handles.ROOT
@@ -199,7 +203,11 @@ class RumpOperations:
     def _proc(self, uid: int, gid: int, pid: int, umask: int = 0o022) -> Caller:
         # root's groups never change a permission decision: skip reading /proc
         groups = () if uid == 0 else self.groups.get(pid, uid, gid)
-        return self.h.process_for(uid, gid, groups, umask)
+        key = (uid, gid, groups, umask)
+        proc = self._callers.get(key)
+        if proc is None:
+            proc = self._callers[key] = self.h.process_for(uid, gid, groups, umask)
+        return proc
 
     def _entry(self, st: os.stat_result) -> bytes:
         s, ns = self._tmo
@@ -258,15 +266,18 @@ class RumpOperations:
     # -- names ------------------------------------------------------------------------------
 
     def lookup(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
-        try:
-            st = self.h.lookup(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
-        except FileNotFoundError:
+        found = self.h.probe(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
+        if found is None:
             if not self._caching:
-                raise
+                raise OSError(errno.ENOENT, "no such entry")
             # a negative entry: node id 0, kept by the host for the timeout
-            s, ns = self._tmo
-            return [_ENTRY.pack(0, 0, s, 0, ns, 0, *(0,) * 16)]
-        return [self._gained(st)]
+            return [self._negative]
+        handle, st = found
+        with self._mu:
+            self._lookups[handle] = self._lookups.get(handle, 0) + 1
+        ino = self._ino(handle)
+        s, ns = self._tmo
+        return [_ENTRY.pack(ino, 0, s, s, ns, ns, *_attr(st, ino))]
 
     def _forget(self, nodeid: int, n: int) -> None:
         handle = self._handle(nodeid)
@@ -293,7 +304,8 @@ class RumpOperations:
             self._forget(ino, n)
 
     def getattr(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
-        return self._attr_reply(self.h.getattr(self._handle(nodeid)))
+        s, ns = self._tmo
+        return [_ATTR.pack(s, ns, 0, *_attr(self.h.attributes(self._handle(nodeid)), nodeid))]
 
     def setattr(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         (valid, _, fh, size, _, atime, mtime, _, atimensec, mtimensec, _, mode, _, auid,

@@ -42,6 +42,8 @@ class CountingHandles:
             result = fn(*args, **kwargs)
             if name in self.GAINING:
                 self.net[result.st_ino] += 1
+            elif name == "probe" and result is not None:
+                self.net[result[0]] += 1
             elif name == "create":
                 self.net[result[1].st_ino] += 1
                 self.open_files.add(result[0])
