@@ -161,3 +161,23 @@ def test_memfds_go_back_when_nodes_die_and_at_shutdown() -> None:
     kept = node(k, "d").data
     k.shutdown()
     assert shm.in_use == 0 and kept.fd == -1
+
+
+def test_a_host_write_right_after_utime_shows(k: Any) -> None:
+    """The memfd's times mirror the node's after a setattr: a host write in the
+    same clock tick as the move and the utime still changes the memfd's mtime."""
+    for i in range(50):
+        name = f"e{i}"
+        fd = k.open("/" + name, os.O_CREAT | os.O_RDWR, 0o644)
+        memfd = move(k, name)
+        assert memfd is not None
+        k.utime("/" + name, ns=(7, 7))
+        os.pwrite(memfd, b"x", 0)
+        st = k.fstat(fd)
+        assert st.st_mtime_ns > 7 and st.st_atime_ns == 7
+        host = os.open(f"/proc/self/fd/{memfd}", os.O_RDONLY)   # as passthrough opens it
+        os.pread(host, 1, 0)                        # a host read: relatime
+        os.close(host)
+        assert k.fstat(fd).st_atime_ns > 7
+        k.pread(fd, 1, 0)                           # the kernel's own reads keep theirs
+        k.close(fd)

@@ -71,7 +71,3 @@ class HostShm:
         the garbage collector gets to it)."""
         for user in list(self.users):
             user.clear()
-
-    def real_ns(self) -> int:
-        """The host's wall clock (never frozen): what the host stamps memfds with."""
-        return self.hyp.clock_realtime_ns()

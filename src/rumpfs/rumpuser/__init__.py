@@ -104,7 +104,8 @@ class Hypervisor(Protocol):
     # through FUSE passthrough). A host without it answers EOPNOTSUPP.
 
     def memfd_create(self, name: str) -> int:
-        """A new, empty, close-on-exec anonymous memory file (Linux memfd_create)."""
+        """A new, empty, close-on-exec anonymous memory file (Linux memfd_create)
+        whose descriptor does not update its atime (``O_NOATIME``)."""
         ...
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:

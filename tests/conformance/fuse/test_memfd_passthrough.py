@@ -158,6 +158,16 @@ def test_times_follow_host_writes_and_never_go_back(served: Any, fuse_kernel: An
         # an explicit time after the host's write wins (it came later)
         os.utime(mp / "t", ns=(old, old))
         assert os.stat(mp / "t").st_mtime_ns == old == k.stat("/t").st_mtime_ns
+        # a read through passthrough updates atime as relatime does (atime <= mtime)
+        with open(mp / "t", "rb") as r:
+            assert r.read(7) == b"through"
+        assert os.stat(mp / "t").st_atime_ns > old and k.stat("/t").st_atime_ns > old
+        # and a write right after a utime shows, however soon
+        for _ in range(20):
+            os.utime(mp / "t", ns=(old, old))
+            os.pwrite(fd, b"T", 0)
+            assert os.stat(mp / "t").st_mtime_ns > old
+        os.utime(mp / "t", ns=(old, old))
         # in-process and host writes in turn: mtime never goes backwards
         seen = [old]
         g = k.open("/t", os.O_WRONLY)

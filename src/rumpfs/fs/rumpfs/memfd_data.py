@@ -15,13 +15,17 @@ one page cache, coherent both ways by construction. Sizes, st_blocks, holes
 and the fallocate modes are tmpfs's own (a memfd is a tmpfs file), and its
 size limit is tmpfs's (MAX_LFS_FILESIZE, the same as rumpfs's).
 
-Times: a write through passthrough stamps the memfd, not the node. ``own``
-is the host clock just after this kernel's last call on the memfd; a memfd
-mtime (atime) later than that is the host's own write (read), and
-:meth:`MemfdData.sync` (called by ``stat`` and before ``setattr``) carries
-it into the node: never past the kernel's clock, never backwards. A host
-change in the same clock tick as an in-process call may go unseen (the
-node keeps the in-process stamp, which is at most that tick earlier).
+Times: a write through passthrough stamps the memfd, not the node. The
+memfd's mtime and atime mirror the node's whenever this kernel sets them
+(the move, every ``setattr``), ``seen`` holds what they were at the last
+look, and the kernel's own descriptor never touches atime (``O_NOATIME``).
+:meth:`MemfdData.sync` (called by ``stat`` and before ``setattr``) takes a
+memfd mtime (atime) other than the one last seen as a write (read) made
+since, and carries it into the node's mtime and ctime (atime): never past
+the kernel's clock, never backwards (an in-process write's own stamp on
+the memfd is never later than the node's). A host write in the same host
+clock tick as the memfd's last stamp may leave it unchanged, and so unseen:
+the node then keeps that earlier stamp of the same tick.
 
 Accounting: ``charged`` is what this file counts in the mount's
 :class:`~rumpfs.fs.rumpfs.data.Space`; it follows the memfd's st_blocks when
@@ -71,7 +75,7 @@ def _runs(mask: int) -> list[tuple[int, int]]:
 class MemfdData:
     """The bytes of one regular file, in a host memfd."""
 
-    __slots__ = ("__weakref__", "charged", "clock", "fd", "own", "shm", "space")
+    __slots__ = ("__weakref__", "charged", "clock", "fd", "seen_a", "seen_m", "shm", "space")
 
     def __init__(self, shm: HostShm, fd: int, space: Space, clock: Clock, charged: int) -> None:
         self.shm = shm
@@ -79,12 +83,14 @@ class MemfdData:
         self.space = space
         self.clock = clock
         self.charged = charged
-        self.own = shm.real_ns()
+        self.seen_a = self.seen_m = -1
 
     @classmethod
-    def from_sparse(cls, sparse: SparseData, shm: HostShm, clock: Clock) -> MemfdData | None:
+    def from_sparse(cls, sparse: SparseData, shm: HostShm, clock: Clock,
+                    node: RumpReg) -> MemfdData | None:
         """A memfd holding ``sparse``'s bytes, pages and holes (which then must
-        not be used); None if no memfd can be had or the copy fails."""
+        not be used) and ``node``'s times; None if no memfd can be had or the
+        copy fails."""
         if sparse.space.limit is not None:
             return None          # a host write must not pass the mount's size= limit
         fd = shm.create()
@@ -105,11 +111,12 @@ class MemfdData:
                         pos += hyp.pwrite(fd, memoryview(chunk)[pos:], off + pos)
                 for lo, n in _runs(c.falloc):             # allocated, never written
                     hyp.fallocate(fd, FALLOC_FL_KEEP_SIZE, base + lo * PAGE, n * PAGE)
+            # The pages change stores, not count: the mount's Space stays as it was.
+            data = cls(shm, fd, sparse.space, clock, sparse.pages)
+            data.mirror(node)
         except OSError:
             shm.release(fd)
             return None
-        # The pages change stores, not count: the mount's Space stays as it was.
-        data = cls(shm, fd, sparse.space, clock, sparse.pages)
         shm.users.add(data)
         if sparse.pages:
             data.settle()
@@ -148,27 +155,36 @@ class MemfdData:
             self._charge(self.shm.hyp.fstat(self.fd))
 
     def sync(self, node: RumpReg) -> tuple[int, int]:
-        """(size, st_blocks) of the data; the host's writes (reads) since this
-        kernel's last call move the node's mtime and ctime (atime)."""
+        """(size, st_blocks) of the data; a write (read) through passthrough
+        since the last look moves the node's mtime and ctime (atime)."""
         s = self.shm.hyp.fstat(self.fd)
-        m, a, own = s.st_mtime_ns, s.st_atime_ns, self.own
-        if m > own or a > own:
+        m, a = s.st_mtime_ns, s.st_atime_ns
+        if m != self.seen_m or a != self.seen_a:
             now = self.clock.now_ns()
-            if m > own:
+            if m != self.seen_m:
+                self.seen_m = m
                 t = m if m < now else now
                 if t > node.mtime:
                     node.mtime = t
                 if t > node.ctime:
                     node.ctime = t
-            if a > own and not node.mount.read_only:
+            if a != self.seen_a:
+                self.seen_a = a
                 t = a if a < now else now
-                if t > node.atime:
+                if t > node.atime and not node.mount.read_only:
                     node.atime = t
-            self.own = max(own, m, a)
         return s.st_size, self._charge(s) << 3
 
-    def _mine(self) -> None:
-        self.own = self.shm.real_ns()
+    def mirror(self, node: RumpReg) -> None:
+        """Give the memfd the node's atime and mtime (after the kernel set
+        them), so that the host's next write or read shows as a change."""
+        hyp = self.shm.hyp
+        try:
+            hyp.futimens(self.fd, node.atime, node.mtime)
+            self.seen_a, self.seen_m = node.atime, node.mtime
+        except OSError:                     # a time the host cannot hold: look instead
+            s = hyp.fstat(self.fd)
+            self.seen_a, self.seen_m = s.st_atime_ns, s.st_mtime_ns
 
     # -- the SparseData interface ------------------------------------------------
 
@@ -176,9 +192,7 @@ class MemfdData:
         hyp = self.shm.hyp
         if size > _BIG_READ:            # the host allocates what is asked for first
             size = max(min(size, hyp.fstat(self.fd).st_size - offset), 0)
-        data = hyp.pread(self.fd, size, offset)
-        self.own = self.shm.real_ns()
-        return data
+        return hyp.pread(self.fd, size, offset)
 
     def write(self, data: bytes | memoryview, offset: int) -> int:
         """Write all of ``data`` at ``offset``; the offset after the last byte
@@ -192,13 +206,11 @@ class MemfdData:
         except OSError:
             if pos == 0:
                 raise
-        finally:
-            self.own = self.shm.real_ns()
         return offset + pos
 
     def truncate(self, size: int) -> None:
+        # only in setattr, which mirrors the node's times afterwards
         self.shm.hyp.ftruncate(self.fd, size)
-        self._mine()
 
     def clear(self) -> None:
         """The node is gone: free its pages and the memfd."""
@@ -210,12 +222,10 @@ class MemfdData:
 
     def allocate(self, offset: int, length: int, keep_size: bool) -> None:
         self.shm.hyp.fallocate(self.fd, FALLOC_FL_KEEP_SIZE if keep_size else 0, offset, length)
-        self._mine()
 
     def punch(self, offset: int, length: int) -> None:
         self.shm.hyp.fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
                                length)
-        self._mine()
 
     def seek_data(self, offset: int, want_data: bool) -> int:
         if offset < 0:
@@ -245,7 +255,7 @@ def backing_fd(node: RumpReg, shm: HostShm, clock: Clock,
     data = node.data
     if isinstance(data, MemfdData):
         return data.fd
-    moved = MemfdData.from_sparse(data, shm, clock)
+    moved = MemfdData.from_sparse(data, shm, clock, node)
     if moved is None:
         return None
     node.data = moved

@@ -210,10 +210,10 @@ class RumpfsOps(GenfsOps):
     def vop_setattr(self, vp: Vnode, va: Vattr) -> None:
         node: RumpNode = vp  # type: ignore[assignment]
         touch = False
-        if node.type is VREG:
-            mdata = cast(RumpReg, node).data
-            if isinstance(mdata, memfd_data.MemfdData):
-                mdata.sync(cast(RumpReg, node))     # the host's writes came first
+        memfd = None
+        if node.type is VREG and isinstance(cast(RumpReg, node).data, memfd_data.MemfdData):
+            memfd = cast(memfd_data.MemfdData, cast(RumpReg, node).data)
+            memfd.sync(cast(RumpReg, node))         # the host's writes came first
         if va.size is not None:
             if node.type is VDIR:
                 raise_errno(errno.EISDIR)
@@ -241,6 +241,8 @@ class RumpfsOps(GenfsOps):
             node.ctime = va.ctime_ns
         if touch:
             node.mtime = node.ctime = self.clock.now_ns()
+        if memfd is not None:
+            memfd.mirror(cast(RumpReg, node))       # so that the host's next write shows
 
     # -- data ----------------------------------------------------------------
 
