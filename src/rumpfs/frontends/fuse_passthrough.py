@@ -14,9 +14,9 @@ until its last release:
 
 - passthrough: one backing id per node, shared by its opens (Linux also
   refuses a non-passthrough answer then). The one open that backing cannot
-  serve, a writer of an etfs file first opened read-only (its backing
-  descriptor is read-only), is refused (EIO) rather than left to fail every
-  write with EBADF. A node that
+  serve, a writer (reader) of an etfs file first opened read-only
+  (write-only), whose backing descriptor allows only that, is refused (EIO)
+  rather than left to fail every write (read) with EBADF. A node that
   became set-id while open this way keeps passthrough for further opens
   (see ``fs/rumpfs/memfd_data``: its writes then do not clear the bits);
 - cached: later opens are cached too, even if passthrough became possible.
@@ -47,6 +47,8 @@ __all__ = ["Passthrough"]
 
 log = logging.getLogger("rumpfs.fuse")
 
+_R, _W = 1, 2
+_ACCESS = {os.O_RDONLY: _R, os.O_WRONLY: _W, os.O_RDWR: _R | _W, 3: _R | _W}
 _PASSTHROUGH = fp.FOPEN_NOFLUSH | fp.FOPEN_PASSTHROUGH
 _DIRECT = fp.FOPEN_NOFLUSH | fp.FOPEN_DIRECT_IO
 
@@ -58,8 +60,8 @@ class Passthrough:
         self.h = handles
         self.ch = channel
         self._mu = threading.Lock()
-        # node handle -> [backing id (0: its opens are cached), 1 if it may be
-        # written, files open]
+        # node handle -> [backing id (0: its opens are cached), the access it
+        # allows (_R | _W), files open]
         self._nodes: dict[int, list[int]] = {}
         self._fh_node: dict[int, int] = {}      # fh -> its handle in _nodes
         self._was_pt: set[int] = set()          # handles once passthrough
@@ -76,10 +78,10 @@ class Passthrough:
             ent[2] += 1
             self._fh_node[fh] = handle
             if ent[0]:
-                if flags & os.O_ACCMODE != os.O_RDONLY and not ent[1]:
-                    # a writer of an etfs file whose backing descriptor is
-                    # read-only: Linux refuses any answer but passthrough with
-                    # that backing; this one makes it fail the open (EIO)
+                if _ACCESS[flags & os.O_ACCMODE] & ~ent[1]:
+                    # e.g. a writer of an etfs file whose backing descriptor
+                    # is read-only: Linux refuses any answer but passthrough
+                    # with that backing; this one makes it fail the open (EIO)
                     # rather than every write (EBADF)
                     return fp.OPEN_OUT.pack(fh, _DIRECT, 0)
                 # not KEEP_CACHE: the host's pages are the backing file's
@@ -89,13 +91,13 @@ class Passthrough:
         return fp.OPEN_OUT.pack(fh, cached_flags, 0)
 
     def _backing(self, fh: int) -> tuple[int, int]:
-        """(backing id, whether it may be written) for the node of ``fh``, or (0, 0)."""
+        """(backing id, the access it allows) for the node of ``fh``, or (0, 0)."""
         hostfd = self.h.backing_fd(fh)
         if hostfd is None:
             return 0, 0
         try:
-            writable = fcntl.fcntl(hostfd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
-            return self.ch.backing_open(hostfd), int(writable)
+            access = _ACCESS.get(fcntl.fcntl(hostfd, fcntl.F_GETFL) & os.O_ACCMODE, 0)
+            return self.ch.backing_open(hostfd), access
         except OSError as exc:
             log.debug("rumpfs.fuse: no passthrough for fh %d: %s", fh, exc)
             return 0, 0

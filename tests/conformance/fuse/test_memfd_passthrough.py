@@ -337,6 +337,15 @@ def test_two_opens_of_one_etfs_file(served: Any, fuse_kernel: Any, shm: Path) ->
         assert a.read() == b"ETFS bytes"
     with open(mp / "e", "r+b", buffering=0) as b:   # and accepted once it closed
         b.write(b"e")
+    w = os.open(mp / "e", os.O_WRONLY)                # likewise a reader after a writer
+    try:
+        with pytest.raises(OSError) as ei:
+            os.close(os.open(mp / "e", os.O_RDONLY))
+        assert ei.value.errno == errno.EIO
+        assert os.write(w, b"E") == 1
+    finally:
+        os.close(w)
+    assert (mp / "e").read_bytes() == b"ETFS bytes"
 
 
 def test_a_non_root_server_keeps_files_in_the_kernel() -> None:

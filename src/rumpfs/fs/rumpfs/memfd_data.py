@@ -97,6 +97,7 @@ class MemfdData:
         if fd is None:
             return None
         hyp = shm.hyp
+        data = None
         try:
             if sparse.size:                 # a new file (CREATE) has nothing to copy
                 hyp.ftruncate(fd, sparse.size)
@@ -115,6 +116,8 @@ class MemfdData:
             data = cls(shm, fd, sparse.space, clock, sparse.pages)
             data.mirror(node)
         except OSError:
+            if data is not None:
+                data.fd = -1                # released here, not again by __del__
             shm.release(fd)
             return None
         shm.users.add(data)
