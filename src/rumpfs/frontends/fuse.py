@@ -8,6 +8,7 @@ that the kernel's root handle and FUSE's root id 1 are swapped (a bijection).
 
 Allowed imports: the standard library, ``rumpfs.frontends.fuse_proto``,
 ``rumpfs.frontends.fuse_dev``, ``rumpfs.frontends.fuse_creds``,
+``rumpfs.frontends.fuse_encode``,
 ``rumpfs.handles`` and ``rumpfs.kernel``.
 
 Requests
@@ -25,7 +26,9 @@ Credentials
     (request header), umask (create/mkdir/mknod bodies: ``DONT_MASK`` is
     negotiated so the kernel, not the host, applies it) and supplementary
     groups (``/proc/<pid>/status``, cached per task: :class:`GroupCache`).
-    ``default_permissions`` is never used: the kernel decides.
+    On an exclusive mount the host checks permissions too
+    (``default_permissions``, with ``POSIX_ACL`` so that ACLs count);
+    otherwise only the kernel decides.
 
 Reference counting
     Each reply that hands the host a node (lookup, create, mknod, mkdir,
@@ -60,15 +63,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from rumpfs.dev.rumpblk import RUMPBLK_DEVMAJOR
 from rumpfs.frontends import fuse_proto as fp
 from rumpfs.frontends.fuse_creds import GroupCache, read_groups
 from rumpfs.frontends.fuse_dev import FuseChannel
+from rumpfs.frontends.fuse_encode import PADS as _PADS
+from rumpfs.frontends.fuse_encode import attr_fields as _attr
+from rumpfs.frontends.fuse_encode import host_view, is_rumpblk, readdir_room
 from rumpfs.frontends.fuse_passthrough import Passthrough
 from rumpfs.handles import UTIME_NOW, Caller, NodeHandles
 from rumpfs.kernel import Kernel
 
-__all__ = ["FuseServer", "GroupCache", "read_groups", "serve"]
+__all__ = ["FuseServer", "GroupCache", "host_view", "read_groups", "serve"]
 
 log = logging.getLogger("rumpfs.fuse")
 
@@ -84,18 +89,6 @@ _OUT = fp.OUT_HEADER
 _ENTRY = fp.ENTRY_OUT
 _ATTR = fp.ATTR_OUT
 
-# Linux 6.18 sizes its READDIR buffer from the caller's getdents count (32 KiB
-# for glibc) and says so in the request, yet refuses (EINVAL) a reply that
-# fills it exactly; one record alignment less is always taken. (Older kernels
-# ask for one page and take it.)
-_READDIR_SLACK = 8
-_PADS = [b"\0" * i for i in range(8)]
-
-
-def _readdir_room(size: int) -> int:
-    return max(size - _READDIR_SLACK, 0)
-
-
 Handler = Callable[[int, int, int, int, memoryview], "list[bytes] | None"]
 
 
@@ -104,41 +97,6 @@ def _name(body: memoryview) -> bytes:
     raw = bytes(body)
     end = raw.find(b"\0")
     return raw if end < 0 else raw[:end]
-
-
-def host_view(st: os.stat_result) -> tuple[int, int]:
-    """The (mode, rdev) the host is shown for ``st`` (docs/cli.md, "Device keys").
-
-    FUSE mounts are ``nodev``: the host lets no program open a device node on
-    them, not even root. So rumpblk's devices (etfs BLK/CHR keys, or nodes
-    made with its major) are shown as regular files of the window's size,
-    with the same permission bits; opening one still opens the device in the
-    kernel, so ``dd``, ``mkfs`` and ``fsck`` work on the window. Other device
-    nodes keep their type (``ls -l`` shows what ``mknod`` made).
-    """
-    mode = st.st_mode
-    if (stat.S_ISBLK(mode) or stat.S_ISCHR(mode)) and os.major(st.st_rdev) == RUMPBLK_DEVMAJOR:
-        return stat.S_IFREG | stat.S_IMODE(mode), 0
-    return mode, st.st_rdev
-
-
-_DEVMASK = stat.S_IFMT(0o170000)
-_BLK_OR_CHR = (stat.S_IFBLK, stat.S_IFCHR)
-
-
-def _attr(st: os.stat_result, ino: int) -> tuple[int, ...]:
-    """fuse_attr's fields for ``st`` under node id ``ino`` (host_view inlined:
-    this runs for every entry of a READDIRPLUS)."""
-    a_s, a_ns = divmod(st.st_atime_ns, 1_000_000_000)
-    m_s, m_ns = divmod(st.st_mtime_ns, 1_000_000_000)
-    c_s, c_ns = divmod(st.st_ctime_ns, 1_000_000_000)
-    mode = st.st_mode
-    rdev = st.st_rdev
-    if rdev and mode & _DEVMASK in _BLK_OR_CHR:
-        mode, rdev = host_view(st)
-    return (ino, st.st_size, st.st_blocks, a_s, m_s, c_s, a_ns, m_ns, c_ns, mode,
-            st.st_nlink, st.st_uid, st.st_gid, rdev & 0xFFFFFFFF,
-            st.st_blksize or 4096, 0)
 
 
 class RumpOperations:
@@ -477,7 +435,7 @@ class RumpOperations:
         """A plain listing: names, node ids and types only (no attributes read)."""
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
         out: list[bytes] = []
-        room = _readdir_room(size)
+        room = readdir_room(size)
         root, root_handle = self._root, fp.ROOT_ID
         pack = fp.DIRENT.pack
         pads = _PADS
@@ -490,7 +448,7 @@ class RumpOperations:
                 return False
             room -= need
             ino = root_handle if handle == root else (root if handle == root_handle else handle)
-            if rdev and os.major(rdev) == RUMPBLK_DEVMAJOR:
+            if rdev and is_rumpblk(rdev):
                 ifmt = stat.S_IFREG                # see host_view
             out.append(pack(ino, next_off, n, ifmt >> 12) + name + pads[need - 24 - n])
             return True
@@ -504,7 +462,7 @@ class RumpOperations:
         (the host counts them: it makes dentries from them)."""
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
         out: list[bytes] = []
-        room = _readdir_room(size)
+        room = readdir_room(size)
         lookups = self._lookups
         mu = self._mu
         ino_of = self._ino

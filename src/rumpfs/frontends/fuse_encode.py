@@ -1,0 +1,67 @@
+"""How the FUSE frontend shows a node to the host: attributes and directory records.
+
+Allowed imports: the standard library and ``rumpfs.dev.rumpblk`` (its major
+number). Pure functions and constants: no I/O, no state. The frontend's hot
+paths (LOOKUP, GETATTR, each READDIRPLUS entry) call :func:`attr_fields`, so
+it is written for speed (no helper calls for the common case).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from rumpfs.dev.rumpblk import RUMPBLK_DEVMAJOR
+
+__all__ = ["PADS", "READDIR_SLACK", "attr_fields", "host_view", "is_rumpblk", "readdir_room"]
+
+# Linux 6.18 sizes its READDIR buffer from the caller's getdents count (32 KiB
+# for glibc) and says so in the request, yet refuses (EINVAL) a reply that
+# fills it exactly (measured: 1,024 records of 32 bytes are refused, 1,023 are
+# taken, and so are 819 of 40 bytes, 32,760 bytes); one record alignment less
+# is always taken. Older kernels ask for one page and take it.
+READDIR_SLACK = 8
+PADS = [b"\0" * i for i in range(8)]      # a record's padding to 8 bytes
+
+_IFMT = 0o170000
+_BLK_OR_CHR = (stat.S_IFBLK, stat.S_IFCHR)
+
+
+def readdir_room(size: int) -> int:
+    """Bytes of records to put in the reply to a READDIR(PLUS) asking for ``size``."""
+    return max(size - READDIR_SLACK, 0)
+
+
+def is_rumpblk(rdev: int) -> bool:
+    """Whether a device node with ``rdev`` is one of rumpblk's (see :func:`host_view`)."""
+    return os.major(rdev) == RUMPBLK_DEVMAJOR
+
+
+def host_view(st: os.stat_result) -> tuple[int, int]:
+    """The (mode, rdev) the host is shown for ``st`` (docs/cli.md, "Device keys").
+
+    FUSE mounts are ``nodev``: the host lets no program open a device node on
+    them, not even root. So rumpblk's devices (etfs BLK/CHR keys, or nodes
+    made with its major) are shown as regular files of the window's size,
+    with the same permission bits; opening one still opens the device in the
+    kernel, so ``dd``, ``mkfs`` and ``fsck`` work on the window. Other device
+    nodes keep their type (``ls -l`` shows what ``mknod`` made).
+    """
+    mode = st.st_mode
+    if (stat.S_ISBLK(mode) or stat.S_ISCHR(mode)) and is_rumpblk(st.st_rdev):
+        return stat.S_IFREG | stat.S_IMODE(mode), 0
+    return mode, st.st_rdev
+
+
+def attr_fields(st: os.stat_result, ino: int) -> tuple[int, ...]:
+    """``fuse_attr``'s fields for ``st`` under node id ``ino`` (mode at index 9)."""
+    a_s, a_ns = divmod(st.st_atime_ns, 1_000_000_000)
+    m_s, m_ns = divmod(st.st_mtime_ns, 1_000_000_000)
+    c_s, c_ns = divmod(st.st_ctime_ns, 1_000_000_000)
+    mode = st.st_mode
+    rdev = st.st_rdev
+    if rdev and mode & _IFMT in _BLK_OR_CHR:
+        mode, rdev = host_view(st)
+    return (ino, st.st_size, st.st_blocks, a_s, m_s, c_s, a_ns, m_ns, c_ns, mode,
+            st.st_nlink, st.st_uid, st.st_gid, rdev & 0xFFFFFFFF,
+            st.st_blksize or 4096, 0)
