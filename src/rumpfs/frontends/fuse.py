@@ -485,11 +485,16 @@ class RumpOperations:
                        + pack(ino, next_off, n, attr[9] >> 12) + name
                        + pads[need - plus_size - n])
             if name != b"." and name != b"..":   # the host counts all but these
-                with mu:
-                    lookups[handle] = lookups.get(handle, 0) + 1
+                counted.append(handle)
             return True
 
-        self.h.readdir_plus(fh, offset, reply)
+        counted: list[int] = []
+        try:
+            self.h.readdir_plus(fh, offset, reply)
+        finally:        # what NodeHandles counted, under one lock for the batch
+            with mu:
+                for handle in counted:
+                    lookups[handle] = lookups.get(handle, 0) + 1
         return [b"".join(out)]
 
     def releasedir(self, nodeid: int, uid: int, gid: int, pid: int,
