@@ -10,9 +10,10 @@ per call) counts exactly the workload's own instructions, not the setup's.
     .venv/bin/python bench/instr.py --base /tmp/old/src # old vs new, side by side
 
 ``--base`` is the ``src`` directory of another checkout (``git worktree add
---detach /tmp/old <commit>``). Needs valgrind. Instructions are not time (a
-memcpy-bound row counts few instructions per byte), but every Python-level
-change shows in them. Output: a Markdown table on stdout.
+--detach /tmp/old <commit>``); with ``scripts/compile`` run here and not
+there, it compares the compiled variant with the pure one. Needs valgrind.
+Instructions are not time (a memcpy-bound row counts few instructions per
+byte), but every Python-level change shows in them. Output: a Markdown table on stdout.
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ def count(src: str, n: int) -> list[int]:
         return totals[-len(WORKLOADS):]    # earlier dumps: sorted() calls in imports
 
 
+def variant(src: str) -> str:
+    """"compiled" if ``src`` holds the extension modules scripts/compile builds, else "pure"."""
+    return "compiled" if any(Path(src, "rumpfs").rglob("*.so")) else "pure"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=1000, help="operations per workload")
@@ -126,6 +132,8 @@ def main() -> None:
         return
     new = count(str(REPO / "src"), a.n)
     base = count(a.base, a.n) if a.base else None
+    print(f"rumpfs variants: new {variant(str(REPO / 'src'))}"
+          + (f", base {variant(a.base)}" if a.base else "") + "\n")
     per = {w: (a.n // 20 if w == "write1m" else a.n) for w in WORKLOADS}
     if base is None:
         print("| workload | instructions/op |\n|---|---:|")

@@ -5,6 +5,7 @@ the metadata, and the pytest plugin's fixture."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import venv
@@ -13,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
+def _run(*cmd: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=600)
+                          stdin=subprocess.DEVNULL, timeout=600, env=env)
     assert done.returncode == 0, f"{cmd}: {done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -35,7 +36,8 @@ print('undocumented:', missing)
 def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps",
-         "-q", "-w", dist, ROOT)
+         "-q", "-w", dist, ROOT, env={k: v for k, v in os.environ.items()
+                                       if k != "RUMPFS_COMPILE"})
     wheels = list(dist.glob("rumpfs-*.whl"))
     assert len(wheels) == 1
     env = tmp_path / "venv"
@@ -56,8 +58,9 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
                           "print(any(f.name == 'LICENSE' for f in m.files('rumpfs')))")
     assert meta == "BSD-2-Clause\nTrue\n"
     out = _run(py, "-c", "import rumpfs, os; k = rumpfs.Kernel(); k.mkdir('/x'); "
-                         "print(k.listdir('/'), rumpfs.__version__)")
+                         "print(k.listdir('/'), rumpfs.__version__, rumpfs.compiled)")
     assert out.startswith("['x']")
+    assert out.endswith(" False\n")       # without RUMPFS_COMPILE=1: the pure package
     _run(py, "-m", "pip", "install", "-q", "pytest")
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "test_plugin.py").write_text(

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Protocol, Self, cast
+from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, Self, cast
 
 from rumpfs.dev.dkwedge import Partition, partition_name, read_partitions
 from rumpfs.dev.mem import MEM_MAJOR, MemDriver
@@ -33,6 +33,10 @@ from rumpfs.fs.ext2fs import ext2fs_mount
 from rumpfs.fs.msdosfs import msdosfs_mount
 from rumpfs.fs.rumpfs import rumpfs_mount
 from rumpfs.handles import NodeHandles
+from rumpfs.hotcalls import FacadeLock as _FacadeLock
+from rumpfs.hotcalls import HotCalls
+from rumpfs.hotcalls import fspath as _fspath
+from rumpfs.hotcalls import fspath_or_fd as _fspath_or_fd
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred, id_arg
 from rumpfs.kern.devsw import CHAR, DevSwitch
@@ -146,16 +150,16 @@ class ScandirIterator(Generic[AnyStr]):
         self.close()
 
 
-class Process:
+class Process(HotCalls):
     """A process of a kernel: credentials, cwd, umask and its own descriptors.
 
-    Methods have the names, parameters, results and exceptions of ``os``.
+    Methods have the names, parameters, results and exceptions of ``os``
+    (the hottest ones, open/close/read/write/stat..., live in ``hotcalls``).
     """
 
     def __init__(self, kernel: Kernel, proc: VProc) -> None:
+        super().__init__(proc, kernel._lock)
         self.kernel = kernel
-        self._p = proc
-        self._lock: _FacadeLock = kernel._lock
         kernel._facades.add(self)       # shutdown() swaps their lock for ESHUTDOWN
 
     @property
@@ -193,83 +197,6 @@ class Process:
             return old
 
     # -- descriptors --------------------------------------------------------
-
-    def open(self, path: StrOrBytesPath, flags: int, mode: int = 0o777, *,
-             dir_fd: int | None = None) -> int:
-        """``os.open``: a descriptor in this process's table (``dir_fd`` supported)."""
-        if type(path) is not str:      # _fspath, called only when needed
-            path = _fspath(path)
-        lock = self._lock
-        lock.acquire()
-        try:
-            return vfs_syscalls.sys_open(self._p, path, flags, mode, dir_fd)
-        finally:
-            lock.release()
-
-    def close(self, fd: int) -> None:
-        """``os.close``."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            sys_generic.sys_close(self._p, fd)
-        finally:
-            lock.release()
-
-    def read(self, fd: int, n: int) -> bytes:
-        """``os.read``: at most ``n`` bytes from the file offset."""
-        # acquire/release, not ``with``: no bound __enter__/__exit__ per call
-        # (the hottest calls; see bench/README.md)
-        lock = self._lock
-        lock.acquire()
-        try:
-            return sys_generic.sys_read(self._p, fd, n)
-        finally:
-            lock.release()
-
-    def write(self, fd: int, data: Buffer) -> int:
-        """``os.write``: returns the count written (O_APPEND appends)."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            return sys_generic.sys_write(self._p, fd, data)
-        finally:
-            lock.release()
-
-    def pread(self, fd: int, n: int, offset: int) -> bytes:
-        """``os.pread``: at most ``n`` bytes at ``offset``; the file offset stays."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            return sys_generic.sys_pread(self._p, fd, n, offset)
-        finally:
-            lock.release()
-
-    def pwrite(self, fd: int, data: Buffer, offset: int) -> int:
-        """``os.pwrite``: write at ``offset``; the file offset stays."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            return sys_generic.sys_pwrite(self._p, fd, data, offset)
-        finally:
-            lock.release()
-
-    def lseek(self, fd: int, pos: int, how: int) -> int:
-        """``os.lseek``; on a directory only SEEK_SET and SEEK_CUR (as Linux's tmpfs)."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            return sys_generic.sys_lseek(self._p, fd, pos, how)
-        finally:
-            lock.release()
-
-    def fstat(self, fd: int) -> os.stat_result:
-        """``os.fstat``."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            return sys_generic.sys_fstat(self._p, fd)
-        finally:
-            lock.release()
 
     def fsync(self, fd: int) -> None:
         """``os.fsync`` (an etfs file reaches the host's fsync)."""
@@ -309,18 +236,6 @@ class Process:
 
     # -- names --------------------------------------------------------------
 
-    def stat(self, path: StrOrBytesPath | int, *, dir_fd: int | None = None,
-             follow_symlinks: bool = True) -> os.stat_result:
-        """``os.stat`` (a path, or a descriptor; ``dir_fd``, ``follow_symlinks``)."""
-        if type(path) is not str:      # _fspath_or_fd, called only when needed
-            path = _fspath_or_fd(path)
-        lock = self._lock
-        lock.acquire()
-        try:
-            return vfs_syscalls.sys_stat(self._p, path, dir_fd, follow_symlinks)
-        finally:
-            lock.release()
-
     def lstat(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> os.stat_result:
         """``os.lstat``."""
         path = _fspath(path)
@@ -333,17 +248,6 @@ class Process:
         path = _fspath(path)
         with self._lock:
             return vfs_syscalls.sys_access(self._p, path, mode, dir_fd, follow_symlinks)
-
-    def mkdir(self, path: StrOrBytesPath, mode: int = 0o777, *,
-              dir_fd: int | None = None) -> None:
-        """``os.mkdir`` (mode masked by the umask)."""
-        path = _fspath(path)
-        lock = self._lock
-        lock.acquire()
-        try:
-            vfs_syscalls.sys_mkdir(self._p, path, mode, dir_fd)
-        finally:
-            lock.release()
 
     def makedirs(self, name: StrOrBytesPath, mode: int = 0o777, exist_ok: bool = False) -> None:
         """``os.makedirs`` over the kernel."""
@@ -379,30 +283,9 @@ class Process:
         with self._lock:
             vfs_syscalls.sys_rmdir(self._p, path, dir_fd)
 
-    def unlink(self, path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
-        """``os.unlink`` (also ``remove``)."""
-        path = _fspath(path)
-        lock = self._lock
-        lock.acquire()
-        try:
-            vfs_syscalls.sys_unlink(self._p, path, dir_fd)
-        finally:
-            lock.release()
+    remove = HotCalls.unlink
 
-    remove = unlink
-
-    def rename(self, src: StrOrBytesPath, dst: StrOrBytesPath, *,
-               src_dir_fd: int | None = None, dst_dir_fd: int | None = None) -> None:
-        """``os.rename`` (also ``replace``: Linux's rename(2) replaces)."""
-        src, dst = _fspath(src), _fspath(dst)
-        lock = self._lock
-        lock.acquire()
-        try:
-            vfs_syscalls.sys_rename(self._p, src, dst, src_dir_fd, dst_dir_fd)
-        finally:
-            lock.release()
-
-    replace = rename
+    replace = HotCalls.rename
 
     def link(self, src: StrOrBytesPath | int, dst: StrOrBytesPath, *,
              src_dir_fd: int | None = None, dst_dir_fd: int | None = None,
@@ -677,19 +560,6 @@ class Process:
         return f"<{type(self).__name__} pid={self._p.pid} uid={c.uid} gid={c.gid}>"
 
 
-def _fspath(path: Any) -> Any:
-    """A path argument as ``os`` reads it (``os.fspath``), before the kernel lock
-    is taken: a ``__fspath__`` may call back into the same kernel."""
-    return path if type(path) is str else os.fspath(path)
-
-
-def _fspath_or_fd(path: Any) -> Any:
-    """:func:`_fspath` for arguments that may also be a descriptor."""
-    if type(path) is str or isinstance(path, int):
-        return path
-    return os.fspath(path)
-
-
 def _c_int(value: Any) -> int:
     """An int argument as ``os`` converts one to a C int (``os.umask``'s mask)."""
     v = operator.index(value)
@@ -707,20 +577,6 @@ def _process_id(value: object, what: str) -> int:
     if v == -1:
         raise ValueError(f"{what} {value!r} is not an id a process can have")
     return v
-
-
-class _FacadeLock(Protocol):
-    """What a facade's ``_lock`` offers: the kernel lock, or the shutdown stand-in.
-    The hottest calls use acquire/release, every other one ``with``."""
-
-    def __enter__(self) -> Any: ...
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> Any: ...
-
-    def acquire(self) -> bool: ...
-
-    def release(self) -> None: ...
 
 
 class _ShutdownLock:

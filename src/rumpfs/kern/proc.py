@@ -11,7 +11,7 @@ Locking: all of it is guarded by the kernel lock.
 from __future__ import annotations
 
 import heapq
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import Cred
@@ -22,8 +22,8 @@ F = TypeVar("F")
 V = TypeVar("V")
 C = TypeVar("C")
 
-FD_MAX = 1 << 20
-_INT_LIMIT = 1 << 31
+FD_MAX: Final = 1 << 20
+_INT_LIMIT: Final = 1 << 31
 
 
 class FdTable(Generic[F]):

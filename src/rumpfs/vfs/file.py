@@ -9,13 +9,14 @@ close of its last descriptor. Locking: guarded by the kernel lock.
 from __future__ import annotations
 
 import os
+from typing import Final
 
 from rumpfs.kern.devsw import Driver
 from rumpfs.vfs.vnode import Vnode
 
 __all__ = ["File"]
 
-_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+_ACCMODE: Final = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 
 
 class File:

@@ -21,7 +21,7 @@ Locking: callers hold the kernel lock; no references are taken (see vnode).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import X_OK
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["check_name", "dotdot", "lookup_last", "namei", "namei_parent", "namei_parent_counted"]
 
-_SHORT_NAME = NAME_MAX // 4      # a str this short is at most NAME_MAX bytes in UTF-8
+_SHORT_NAME: Final = NAME_MAX // 4      # a str this short is at most NAME_MAX bytes in UTF-8
 
 
 def check_name(name: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat as st
+from typing import Final
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.kern.cred import R_OK, W_OK
@@ -44,9 +45,9 @@ __all__ = [
     "vn_open", "vn_setsize", "vn_truncate",
 ]
 
-_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
-MAX_FILE = (1 << 63) - 1
-UTIME_NOW = -(1 << 100)  # a time meaning "now": below any time a 64-bit time_t can hold
+_ACCMODE: Final = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+MAX_FILE: Final = (1 << 63) - 1
+UTIME_NOW: Final = -(1 << 100)  # a time meaning "now": below any time a 64-bit time_t can hold
 
 
 def is_owner(p: VProc, attr: os.stat_result) -> bool:

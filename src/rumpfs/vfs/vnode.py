@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import enum
 import stat as st
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
 
     from rumpfs.vfs.mount import Mount
     from rumpfs.vfs.vnode_if import VnodeOps
+
+try:    # mypyc's class options (see rumpfs._build); a no-op when interpreted
+    from mypy_extensions import mypyc_attr
+except ImportError:     # the pure-Python package needs no mypy_extensions
+    def mypyc_attr(*attrs: str, **kwattrs: object) -> Any:  # type: ignore[misc]
+        return lambda cls: cls
 
 __all__ = [
     "NAME_MAX", "PATH_MAX", "SYMLOOP_MAX", "VBLK", "VCHR", "VDIR", "VFIFO", "VLNK", "VNON", "VREG",
@@ -63,31 +67,66 @@ class VType(enum.IntEnum):
 # Module constants for the members: on CPython 3.11 ``VType.VDIR`` costs about
 # 0.3 us (an attribute of an Enum class), a module global a few ns; hot code
 # compares against these.
-VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO = VType
+# Final: the compiled variant reads them as C statics, not from the module dict.
+VNON: Final = VType.VNON
+VREG: Final = VType.VREG
+VDIR: Final = VType.VDIR
+VBLK: Final = VType.VBLK
+VCHR: Final = VType.VCHR
+VLNK: Final = VType.VLNK
+VSOCK: Final = VType.VSOCK
+VFIFO: Final = VType.VFIFO
 
-_IFMT = {
+_IFMT: Final = {
     VType.VNON: 0, VType.VREG: st.S_IFREG, VType.VDIR: st.S_IFDIR, VType.VBLK: st.S_IFBLK,
     VType.VCHR: st.S_IFCHR, VType.VLNK: st.S_IFLNK, VType.VSOCK: st.S_IFSOCK,
     VType.VFIFO: st.S_IFIFO,
 }
-_FROM_IFMT = {v: k for k, v in _IFMT.items() if v}
+_FROM_IFMT: Final = {v: k for k, v in _IFMT.items() if v}
 
 
-@dataclass(slots=True)
 class Vattr:
-    """Attributes to set (``vop_setattr``) or to create with; None leaves a field alone."""
+    """Attributes to set (``vop_setattr``) or to create with; None leaves a field alone.
 
-    type: VType = VType.VNON
-    mode: int | None = None          # permission bits (07777) only
-    uid: int | None = None
-    gid: int | None = None
-    size: int | None = None
-    atime_ns: int | None = None
-    mtime_ns: int | None = None
-    ctime_ns: int | None = None
-    rdev: int = 0
+    A plain class, not a dataclass: the compiled variant would run a
+    dataclass's generated ``__init__`` as interpreted code, on every create."""
+
+    __slots__ = ("atime_ns", "ctime_ns", "gid", "mode", "mtime_ns", "rdev", "size", "type",
+                 "uid")
+
+    def __init__(self, type: VType = VNON, mode: int | None = None, uid: int | None = None,
+                 gid: int | None = None, size: int | None = None, atime_ns: int | None = None,
+                 mtime_ns: int | None = None, ctime_ns: int | None = None,
+                 rdev: int = 0) -> None:
+        self.type = type
+        self.mode = mode            # permission bits (07777) only
+        self.uid = uid
+        self.gid = gid
+        self.size = size
+        self.atime_ns = atime_ns
+        self.mtime_ns = mtime_ns
+        self.ctime_ns = ctime_ns
+        self.rdev = rdev
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.type, self.mode, self.uid, self.gid, self.size, self.atime_ns,
+                self.mtime_ns, self.ctime_ns, self.rdev)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Vattr):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None     # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        names = ("type", "mode", "uid", "gid", "size", "atime_ns", "mtime_ns", "ctime_ns",
+                 "rdev")
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True))
+        return f"Vattr({inner})"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)     # every file system's nodes
 class Vnode:
     """Base of every file system's nodes."""
 
@@ -95,9 +134,10 @@ class Vnode:
 
     # namei's fast path: a directory whose vop_lookup of every name but ".." is
     # exactly ``names[name]`` (a missing name: ENOENT, nothing else done) may
-    # expose that mapping here, as a slot of its own class; namei then looks
-    # names up without a call. None (this class default): always vop_lookup.
-    names: Mapping[str, Vnode] | None = None
+    # expose that dict here, as a slot of its own class; namei then looks
+    # names up without a call (a dict, not any Mapping: the compiled variant
+    # calls dict.get directly). None (this class default): always vop_lookup.
+    names: dict[str, Vnode] | None = None
 
     def __init__(self, vtype: VType, ops: VnodeOps, mount: Mount) -> None:
         self.type = vtype

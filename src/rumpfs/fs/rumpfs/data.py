@@ -35,18 +35,20 @@ masks and falloc masks, and the sum of ``pages`` over a mount's files is its
 
 from __future__ import annotations
 
+from typing import Final
+
 from rumpfs.errors import errno, raise_errno
 
 __all__ = ["CHUNK", "PAGE", "Space", "SparseData"]
 
-PAGE_SHIFT = 12
-PAGE = 1 << PAGE_SHIFT
-PAGE_MASK = PAGE - 1
-CHUNK_SHIFT = 18
-CHUNK = 1 << CHUNK_SHIFT
-CHUNK_MASK = CHUNK - 1
-_PAGES_PER_CHUNK = CHUNK >> PAGE_SHIFT
-_FULL = (1 << _PAGES_PER_CHUNK) - 1
+PAGE_SHIFT: Final = 12
+PAGE: Final = 1 << PAGE_SHIFT
+PAGE_MASK: Final = PAGE - 1
+CHUNK_SHIFT: Final = 18
+CHUNK: Final = 1 << CHUNK_SHIFT
+CHUNK_MASK: Final = CHUNK - 1
+_PAGES_PER_CHUNK: Final = CHUNK >> PAGE_SHIFT
+_FULL: Final = (1 << _PAGES_PER_CHUNK) - 1
 
 
 class Space:

@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.rumpfs.data import Space, SparseData
@@ -31,13 +31,14 @@ if TYPE_CHECKING:
     from rumpfs.fs.rumpfs.vnops import RumpfsOps
 
 __all__ = [
-    "BOGO_DIRENT_SIZE", "RumpDir", "RumpLink", "RumpNode", "RumpReg", "RumpfsData", "rumpfs_data",
+    "BOGO_DIRENT_SIZE", "RumpDir", "RumpLink", "RumpNode", "RumpReg", "RumpfsData", "entry_ino",
+    "rumpfs_data",
 ]
 
-BOGO_DIRENT_SIZE = 20       # tmpfs's directory size per entry (st_size of directories)
-_NS = 1_000_000_000
-_IFMT = {t: t.ifmt for t in VType}
-_COMPACT_MIN = 64
+BOGO_DIRENT_SIZE: Final = 20       # tmpfs's directory size per entry (st_size of directories)
+_NS: Final = 1_000_000_000
+_IFMT: Final = {t: t.ifmt for t in VType}
+_COMPACT_MIN: Final = 64
 
 
 class RumpfsData:
@@ -95,6 +96,14 @@ class RumpNode(Vnode):
 
     def stat(self) -> os.stat_result:
         return make_stat(self, self.size(), self.blocks(), self.rdev)
+
+
+def entry_ino(vp: Vnode) -> int:
+    """The inode number of a directory entry: a rumpfs node's, or a foreign key's (etfs)."""
+    if isinstance(vp, RumpNode):
+        return vp.ino
+    ino: int = cast(Any, vp).ino
+    return ino
 
 
 def make_stat(node: RumpNode, size: int, blocks: int, rdev: int) -> os.stat_result:
@@ -168,7 +177,9 @@ class RumpDir(RumpNode):
         super().__init__(VDIR, ops, mount, va, ino, now)
         self.nlink = 2
         self.parent: RumpDir = parent if parent is not None else self
-        self.entries: dict[str, RumpNode] = {}
+        # a RumpNode, or a foreign key vnode (etfs) under a pinned name: typed
+        # as what it is, since the compiled variant checks types at run time
+        self.entries: dict[str, Vnode] = {}
         self.names = self.entries           # vop_lookup is entries[name]: namei's fast path
         self.where: dict[str, int] = {}
         self.slots: list[str | None] = []
@@ -183,7 +194,7 @@ class RumpDir(RumpNode):
         # RumpNode.stat with size() inlined and no blocks (a directory has none)
         return make_stat(self, (len(self.entries) + 2) * BOGO_DIRENT_SIZE, 0, self.rdev)
 
-    def attach(self, name: str, node: RumpNode) -> None:
+    def attach(self, name: str, node: Vnode) -> None:
         """Enter ``node`` as ``name`` (which must be free). ``node`` may be a
         foreign vnode with ``ino`` and ``type`` (an etfs key, pinned here)."""
         self.entries[name] = node
@@ -194,7 +205,7 @@ class RumpDir(RumpNode):
                 node.parent = self
             self.nlink += 1
 
-    def detach(self, name: str) -> RumpNode:
+    def detach(self, name: str) -> Vnode:
         """Remove entry ``name``; returns its node (link counts are the caller's)."""
         node = self.entries.pop(name)
         self.slots[self.where.pop(name)] = None
@@ -206,7 +217,7 @@ class RumpDir(RumpNode):
             self._compact()
         return node
 
-    def replace(self, name: str, node: RumpNode) -> RumpNode:
+    def replace(self, name: str, node: Vnode) -> Vnode:
         """Point existing entry ``name`` at ``node``, keeping its cookie."""
         old = self.entries[name]
         self.entries[name] = node

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.rumpfs.node import RumpDir, RumpNode
-from rumpfs.vfs.vnode import VDIR
+from rumpfs.vfs.vnode import VDIR, Vnode
 
 if TYPE_CHECKING:
     from rumpfs.fs.rumpfs.vnops import RumpfsOps
@@ -23,13 +23,17 @@ if TYPE_CHECKING:
 __all__ = ["exchange", "rename"]
 
 
-def rename(ops: RumpfsOps, fdvp: RumpDir, fname: str, fvp: RumpNode, tdvp: RumpDir,
-           tname: str, tvp: RumpNode | None, now: int) -> None:
+def rename(ops: RumpfsOps, fdvp: RumpDir, fname: str, fvnode: Vnode, tdvp: RumpDir,
+           tname: str, tvnode: Vnode | None, now: int) -> None:
+    # The vnodes are narrowed to rumpfs nodes only once their names are known
+    # not to be pinned: a pinned name holds a foreign vnode (an etfs key).
     fdvp.check_unpinned(fname)
-    if tvp is not None:
+    if tvnode is not None:
         tdvp.check_unpinned(tname)
-        if tvp.type is VDIR and cast(RumpDir, tvp).entries:
-            raise_errno(errno.ENOTEMPTY)
+    fvp = cast(RumpNode, fvnode)
+    tvp = cast(RumpNode | None, tvnode)
+    if tvp is not None and tvp.type is VDIR and cast(RumpDir, tvp).entries:
+        raise_errno(errno.ENOTEMPTY)
     fdvp.detach(fname)
     if tvp is None:
         tdvp.attach(tname, fvp)
@@ -47,8 +51,8 @@ def exchange(fdvp: RumpDir, fname: str, tdvp: RumpDir, tname: str, now: int) -> 
     """RENAME_EXCHANGE: swap two entries in place (both keep their cookies)."""
     fdvp.check_unpinned(fname)
     tdvp.check_unpinned(tname)
-    a = fdvp.entries[fname]
-    b = tdvp.entries[tname]
+    a = cast(RumpNode, fdvp.entries[fname])      # not pinned: rumpfs nodes
+    b = cast(RumpNode, tdvp.entries[tname])
     fdvp.replace(fname, b)
     tdvp.replace(tname, a)
     a.ctime = b.ctime = now
