@@ -16,8 +16,16 @@ number for life). Open files (``fh``) and directory streams (``dh``) are
 descriptors of a private server process: permission is checked with the
 caller's credentials at open time, as the kernel does for any open.
 
-Locking: every entry point takes the kernel lock; ``subscribe`` callbacks
-run under it and must not call back into the kernel.
+Locking: every entry point takes the kernel lock; ``subscribe`` watchers
+run under it and must not block or call back into the kernel.
+
+Notifications: ``subscribe(watcher, barrier)`` tells ``watcher`` of every
+change to the tree (``vfs.mount.Watcher``: attributes, data ranges, entries),
+whoever makes it -- the watcher tells its own requests' changes apart -- and
+makes every in-process call of the kernel, after it released the lock, wait
+on ``barrier`` until the notifications queued so far are delivered (the
+kernel's facades take a waiting lock while any barrier is attached; without
+one they take the bare lock and pay nothing).
 """
 
 from __future__ import annotations
@@ -33,15 +41,29 @@ from rumpfs.kern.cred import W_OK, X_OK, Cred
 from rumpfs.kern.proc import Proc
 from rumpfs.vfs import sys_falloc, sys_generic, sys_xattr, vfs_syscalls, vfs_vnops
 from rumpfs.vfs.genfs import RENAME_EXCHANGE, RENAME_NOREPLACE
-from rumpfs.vfs.mount import Vfs
+from rumpfs.vfs.mount import Vfs, Watcher
 from rumpfs.vfs.namei import dotdot, lookup_last
 from rumpfs.vfs.proc import VProc
 from rumpfs.vfs.vfs_vnops import UTIME_NOW
 from rumpfs.vfs.vnode import VBLK, VCHR, VDIR, VLNK, VREG, Vattr, Vnode, VType, vref, vrele
 
 __all__ = [
-    "RENAME_EXCHANGE", "RENAME_NOREPLACE", "UTIME_NOW", "Caller", "KernelPort", "NodeHandles",
+    "RENAME_EXCHANGE", "RENAME_NOREPLACE", "UTIME_NOW", "Barrier", "Caller", "KernelPort",
+    "NodeHandles", "Watcher",
 ]
+
+
+class Barrier(Protocol):
+    """What an in-process call waits on after releasing the kernel lock.
+
+    ``queued`` counts notifications queued (bumped under the kernel lock),
+    ``done`` those delivered; a call that saw ``queued == t`` before its
+    release waits (``wait(t)``) while ``done < t``."""
+
+    queued: int
+    done: int
+
+    def wait(self, ticket: int) -> None: ...
 
 
 class Caller(Protocol):
@@ -64,6 +86,10 @@ class KernelPort(Protocol):
 
     def process(self, uid: int = 0, gid: int = 0, groups: Iterable[int] = (), *,
                 umask: int = 0o022) -> Caller: ...
+
+    def _attach_barrier(self, barrier: Barrier) -> None: ...
+
+    def _detach_barrier(self, barrier: Barrier) -> None: ...
 
 ReplyFn = Callable[[bytes, os.stat_result, int], bool]
 PlusReplyFn = Callable[[bytes, int, os.stat_result, int], bool]
@@ -163,6 +189,25 @@ class NodeHandles:
     def lookup_count(self, handle: int) -> int:
         return self._counts.get(handle, 0)
 
+    def dev_kernel_only(self, dev: int) -> bool:
+        """Whether only the kernel changes the nodes of device ``dev`` (an
+        ``st_dev``), so that a frontend told of every change may let the host
+        cache them: a mounted file system's, not an etfs mapping's (its host
+        file may change behind the kernel's back). Device numbers are never
+        reused, so the answer may be kept."""
+        with self._lock:
+            return any(mp.dev == dev and mp.fstype != "etfs" for mp in self._vfs.mounts)
+
+    def kernel_only(self, handle: int, pages: bool = False) -> bool:
+        """:meth:`dev_kernel_only` for counted node ``handle`` (lock-free: one
+        read); with ``pages``, also whether the host may keep its pages: a
+        regular file (not a device window, whose bytes a file system mounted
+        from it changes without a notification)."""
+        vp = self._vnodes.get(handle)
+        if vp is None or vp.mount.fstype == "etfs":
+            return False
+        return not pages or vp.type is VREG
+
     # -- names --------------------------------------------------------------
 
     def lookup(self, p: Caller, parent: int, name: bytes) -> os.stat_result:
@@ -231,7 +276,7 @@ class NodeHandles:
         change. ``kill_suid``: the host asks to clear setuid/setgid as the
         caller would on a write (FUSE's KILL_SUIDGID); ``touch`` with nothing
         else is chown(f, -1, -1) (ctime, and setuid clearing)."""
-        with self._lock, self._quiet():
+        with self._lock:
             proc = p.vproc
             vp = self._vp(handle)
             if size is not None:
@@ -294,25 +339,25 @@ class NodeHandles:
 
     def mknod(self, p: Caller, parent: int, name: bytes, mode: int,
               rdev: int) -> os.stat_result:
-        with self._lock, self._quiet():
+        with self._lock:
             dvp, s = self._vp(parent), os.fsdecode(name)
             vfs_syscalls.sys_mknod(p.vproc, s, mode, rdev, dvp)
             return self._entered(dvp, s)
 
     def mkdir(self, p: Caller, parent: int, name: bytes, mode: int) -> os.stat_result:
-        with self._lock, self._quiet():
+        with self._lock:
             dvp, s = self._vp(parent), os.fsdecode(name)
             vfs_syscalls.sys_mkdir(p.vproc, s, mode, dvp)
             return self._entered(dvp, s)
 
     def symlink(self, p: Caller, parent: int, name: bytes, target: bytes) -> os.stat_result:
-        with self._lock, self._quiet():
+        with self._lock:
             dvp, s = self._vp(parent), os.fsdecode(name)
             vfs_syscalls.sys_symlink(p.vproc, target, s, dvp)
             return self._entered(dvp, s)
 
     def link(self, p: Caller, handle: int, newparent: int, newname: bytes) -> os.stat_result:
-        with self._lock, self._quiet():
+        with self._lock:
             vp, dvp, s = self._vp(handle), self._vp(newparent), os.fsdecode(newname)
             # linkat(fd, "", AT_EMPTY_PATH) of an O_TMPFILE file reaches us as
             # a LINK of its node: the first one may name it (I_LINKABLE)
@@ -321,16 +366,16 @@ class NodeHandles:
             return self._entered(dvp, s)
 
     def unlink(self, p: Caller, parent: int, name: bytes) -> None:
-        with self._lock, self._quiet():
+        with self._lock:
             vfs_syscalls.sys_unlink(p.vproc, os.fsdecode(name), self._vp(parent))
 
     def rmdir(self, p: Caller, parent: int, name: bytes) -> None:
-        with self._lock, self._quiet():
+        with self._lock:
             vfs_syscalls.sys_rmdir(p.vproc, os.fsdecode(name), self._vp(parent))
 
     def rename(self, p: Caller, parent: int, name: bytes, newparent: int, newname: bytes,
                flags: int = 0) -> None:
-        with self._lock, self._quiet():
+        with self._lock:
             vfs_syscalls.sys_rename(p.vproc, os.fsdecode(name), os.fsdecode(newname),
                           self._vp(parent), self._vp(newparent), flags)
 
@@ -352,7 +397,7 @@ class NodeHandles:
         return self._server.fds.alloc(fp)
 
     def open(self, p: Caller, handle: int, flags: int, kill_suid: bool = False) -> int:
-        with self._lock, self._quiet():
+        with self._lock:
             vp = self._vp(handle)
             fd = vfs_vnops.vn_open(p.vproc, vp, flags & ~(os.O_CREAT | os.O_EXCL))
             if kill_suid:
@@ -361,7 +406,7 @@ class NodeHandles:
 
     def create(self, p: Caller, parent: int, name: bytes, mode: int,
                flags: int) -> tuple[int, os.stat_result]:
-        with self._lock, self._quiet():
+        with self._lock:
             dvp, s = self._vp(parent), os.fsdecode(name)
             fd = vfs_syscalls.sys_open(p.vproc, s, flags | os.O_CREAT, mode, dvp)
             fh = self._adopt(p.vproc, fd)
@@ -370,7 +415,7 @@ class NodeHandles:
     def tmpfile(self, p: Caller, parent: int, mode: int,
                 flags: int) -> tuple[int, os.stat_result]:
         """open(dir, O_TMPFILE): an unnamed file, open, and its (counted) handle."""
-        with self._lock, self._quiet():
+        with self._lock:
             fd = vfs_syscalls.open_tmpfile(p.vproc, self._vp(parent),
                                            flags | vfs_syscalls.O_TMPFILE, mode)
             fh = self._adopt(p.vproc, fd)
@@ -388,7 +433,7 @@ class NodeHandles:
         """pwrite; ``kill_suid``: the writer, whose write clears setuid/setgid
         as its own would (FUSE's WRITE_KILL_SUIDGID: the host's writer lacks
         CAP_FSETID). ``data`` may be a view of a reused buffer: it is copied."""
-        with self._lock, self._quiet():
+        with self._lock:
             if kill_suid is not None and len(data):
                 vfs_vnops.kill_suid(kill_suid.vproc, self._server.fds.get(fh).vp)
             return sys_generic.sys_pwrite(self._server, fh, data, offset)
@@ -418,13 +463,13 @@ class NodeHandles:
 
     def setxattr(self, p: Caller, handle: int, name: bytes, value: bytes, flags: int) -> None:
         x = sys_xattr
-        with self._lock, self._quiet():
+        with self._lock:
             vp = self._vp(handle)
             x.vn_setxattr(p.vproc, vp, x.check_args(name, value, flags), value, flags)
 
     def removexattr(self, p: Caller, handle: int, name: bytes) -> None:
         x = sys_xattr
-        with self._lock, self._quiet():
+        with self._lock:
             x.vn_removexattr(p.vproc, self._vp(handle), x.check_args(name))
 
     def lseek(self, fh: int, offset: int, whence: int) -> int:
@@ -434,7 +479,7 @@ class NodeHandles:
 
     def fallocate(self, p: Caller, fh: int, mode: int, offset: int, length: int) -> None:
         """fallocate(2) on an open file (the kernel's sys_fallocate)."""
-        with self._lock, self._quiet():
+        with self._lock:
             sys_falloc.sys_fallocate(self._server, fh, mode, offset, length)
             if p.vproc.cred.uid != 0:
                 vfs_vnops.kill_suid(p.vproc, self._server.fds.get(fh).vp)
@@ -445,7 +490,7 @@ class NodeHandles:
         cache); Linux's rules: EBADF unless readable/writable, EISDIR/EINVAL
         for non-regular files, EINVAL for overlapping ranges in one file."""
         chunk = 1 << 20
-        with self._lock, self._quiet():
+        with self._lock:
             src, dst = self._server.fds.get(fh_in), self._server.fds.get(fh_out)
             if not src.readable or not dst.writable or dst.append:
                 raise_errno(errno.EBADF)
@@ -578,35 +623,19 @@ class NodeHandles:
 
     # -- notifications --------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]:
-        """Call ``callback(handle)`` after in-process changes to counted vnodes."""
-        def watch(vp: Vnode) -> None:
-            if vp.handle and vp.handle in self._counts:
-                callback(vp.handle)
-
+    def subscribe(self, watcher: Watcher, barrier: Barrier | None = None) -> Callable[[], None]:
+        """Tell ``watcher`` of every change (under the kernel lock); with a
+        ``barrier``, in-process calls wait on it after releasing the lock.
+        Returns the unsubscribe function."""
         with self._lock:
-            self._vfs.watchers.append(watch)
+            self._vfs.watchers.append(watcher)
+        if barrier is not None:
+            self._kernel._attach_barrier(barrier)
 
         def unsubscribe() -> None:
+            if barrier is not None:
+                self._kernel._detach_barrier(barrier)
             with self._lock:
-                if watch in self._vfs.watchers:
-                    self._vfs.watchers.remove(watch)
+                if watcher in self._vfs.watchers:
+                    self._vfs.watchers.remove(watcher)
         return unsubscribe
-
-    def _quiet(self) -> _Quiet:
-        return _Quiet(self._vfs)
-
-
-class _Quiet:
-    """While a frontend's own request runs, its changes are not echoed back."""
-
-    __slots__ = ("_vfs",)
-
-    def __init__(self, vfs: Vfs) -> None:
-        self._vfs = vfs
-
-    def __enter__(self) -> None:
-        self._vfs.quiet += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self._vfs.quiet -= 1

@@ -32,7 +32,7 @@ from rumpfs.fs.etfs.registry import normalize_key
 from rumpfs.fs.ext2fs import ext2fs_mount
 from rumpfs.fs.msdosfs import msdosfs_mount
 from rumpfs.fs.rumpfs import rumpfs_mount
-from rumpfs.handles import NodeHandles
+from rumpfs.handles import Barrier, NodeHandles
 from rumpfs.hotcalls import FacadeLock as _FacadeLock
 from rumpfs.hotcalls import HotCalls
 from rumpfs.hotcalls import fspath as _fspath
@@ -597,6 +597,35 @@ class _ShutdownLock:
 
 
 _SHUTDOWN_LOCK = _ShutdownLock()
+
+
+class _WaitingLock:
+    """The kernel lock as the facades take it while a FUSE server pushes
+    invalidations (``NodeHandles.subscribe`` with a barrier): ``release``
+    also waits, after the lock is free, until every notification queued
+    before it is delivered -- so an in-process call returns only once the
+    host has dropped what the call made stale. Never waits under the lock."""
+
+    __slots__ = ("_release", "acquire", "barriers")
+
+    def __init__(self, lock: threading.Lock, barriers: tuple[Barrier, ...]) -> None:
+        self.acquire = lock.acquire
+        self._release = lock.release
+        self.barriers = barriers
+
+    def release(self) -> None:
+        bs = self.barriers
+        tickets = [b.queued for b in bs]        # still under the lock: this call's share
+        self._release()
+        for b, t in zip(bs, tickets, strict=True):
+            if b.done < t:
+                b.wait(t)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 _C_INT_MAX = (1 << 31) - 1
 
 
@@ -624,6 +653,7 @@ class Kernel(Process):
         self._kernel_lock = KernelLock()
         self._lock: _FacadeLock = self._kernel_lock
         self._facades: weakref.WeakSet[Process] = weakref.WeakSet()
+        self._barriers: tuple[Barrier, ...] = ()
         self.hypervisor: Hypervisor = hypervisor if hypervisor is not None else PosixHost()
         self.clock = Clock(self.hypervisor)
         self.devsw = DevSwitch()
@@ -908,6 +938,28 @@ class Kernel(Process):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.shutdown()
+
+    def _attach_barrier(self, barrier: Barrier) -> None:
+        """From now on in-process calls wait on ``barrier`` after releasing the
+        lock (``NodeHandles.subscribe``)."""
+        with self._kernel_lock:
+            self._set_barriers((*self._barriers, barrier))
+
+    def _detach_barrier(self, barrier: Barrier) -> None:
+        with self._kernel_lock:
+            self._set_barriers(tuple(b for b in self._barriers if b is not barrier))
+
+    def _set_barriers(self, barriers: tuple[Barrier, ...]) -> None:
+        # Under the kernel lock. The facades' lock is swapped, not wrapped, so a
+        # kernel nobody serves keeps the bare C lock on its hot path.
+        self._barriers = barriers
+        if not self.running:
+            return
+        lock: _FacadeLock = (_WaitingLock(self._kernel_lock, barriers) if barriers
+                             else self._kernel_lock)
+        for facade in list(self._facades):
+            if facade._lock is not _SHUTDOWN_LOCK:
+                facade._lock = lock
 
     @property
     def lock(self) -> threading.Lock:

@@ -8,7 +8,8 @@ that the kernel's root handle and FUSE's root id 1 are swapped (a bijection).
 
 Allowed imports: the standard library, ``rumpfs.frontends.fuse_proto``,
 ``rumpfs.frontends.fuse_dev``, ``rumpfs.frontends.fuse_creds``,
-``rumpfs.frontends.fuse_encode``,
+``rumpfs.frontends.fuse_encode``, ``rumpfs.frontends.fuse_inval``,
+``rumpfs.frontends.fuse_passthrough``,
 ``rumpfs.handles`` and ``rumpfs.kernel``.
 
 Requests
@@ -38,8 +39,14 @@ Reference counting
     that, once the host is gone, it can release everything it still held.
 
 Caching
-    Entry and attribute timeouts are 0 and ``keep_cache`` is off (see
-    docs/frontends.md for why, and what pushed invalidation would need).
+    With ``cache_timeout`` > 0 the host keeps entries (also negative ones),
+    attributes, pages (``keep_cache``), listings and symlink targets. An
+    exclusive mount (nothing else changes the kernel) needs nothing more;
+    under ``serve()`` every other change is pushed to the host by
+    :class:`fuse_inval.Invalidator`, and a reply gives attribute timeout 0
+    for a node changed in-process since the reply began (docs/frontends.md,
+    "Caching and coherence", has the argument). Nodes whose host file may
+    change behind the kernel's back (etfs) are not cached under ``serve()``.
 
 Locking
     Handlers call the kernel synchronously (it takes its own lock); the
@@ -69,6 +76,7 @@ from rumpfs.frontends.fuse_dev import FuseChannel
 from rumpfs.frontends.fuse_encode import PADS as _PADS
 from rumpfs.frontends.fuse_encode import attr_fields as _attr
 from rumpfs.frontends.fuse_encode import host_view, is_rumpblk, readdir_room
+from rumpfs.frontends.fuse_inval import SERVING, TO_END, Invalidator
 from rumpfs.frontends.fuse_passthrough import Passthrough
 from rumpfs.handles import UTIME_NOW, Caller, NodeHandles
 from rumpfs.kernel import Kernel
@@ -80,6 +88,7 @@ log = logging.getLogger("rumpfs.fuse")
 # How long start() waits for the mount to answer, and stop() for the readers.
 MOUNT_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
+SERVE_TIMEOUT = 60.0   # serve()'s cache timeout: what no notification covers (atime) ages out
 MAX_PAGES = 256                       # max_write = 1 MiB
 MAX_WRITE = MAX_PAGES * 4096
 BUFSIZE = MAX_WRITE + 4096            # a WRITE's header plus its data
@@ -105,18 +114,24 @@ class RumpOperations:
     """FUSE request handlers over a kernel's :class:`NodeHandles`."""
 
     def __init__(self, handles: NodeHandles, channel: FuseChannel,
-                 cache_timeout: float = 0.0) -> None:
+                 cache_timeout: float = 0.0, notify: bool = False) -> None:
         self.h = handles
         self.ch = channel
-        # > 0 only when nothing but this mount changes the kernel (exclusive):
-        # then the host may keep entries (also negative ones), attributes,
-        # file pages and directory listings for that long.
+        # > 0: the host may keep entries (also negative ones), attributes, file
+        # pages and directory listings for that long -- right as they are when
+        # only this mount changes the kernel (exclusive), or with ``notify``
+        # when every other change is pushed to the host (serve()).
         secs = int(cache_timeout)
         self._tmo = (secs, int((cache_timeout - secs) * 1e9))
         self._caching = cache_timeout > 0
         self._negative = _ENTRY.pack(0, 0, secs, 0, self._tmo[1], 0, *(0,) * 16)
         self._open_flags = fp.FOPEN_NOFLUSH | (fp.FOPEN_KEEP_CACHE if self._caching else 0)
         self._dir_flags = (fp.FOPEN_KEEP_CACHE | fp.FOPEN_CACHE_DIR) if self._caching else 0
+        self.inval: Invalidator | None = None
+        if self._caching and notify:
+            self.inval = Invalidator(channel, self._ino, handles.lookup_count, self._held)
+        self._dir_gen: dict[int, int] = {}   # dir handle -> gen when its listing began
+        self._devs: dict[int, bool] = {}     # st_dev -> only the kernel changes its nodes
         self.groups = GroupCache()
         # (uid, gid, groups, umask) -> the kernel process requests run as
         # (NodeHandles.process_for caches them too, under a sorted key)
@@ -170,19 +185,53 @@ class RumpOperations:
             proc = self._callers[key] = self.h.process_for(uid, gid, groups, umask)
         return proc
 
-    def _entry(self, st: os.stat_result) -> bytes:
+    # -- timeouts under serve() (docs/frontends.md, "Caching and coherence") ----------------
+
+    def _held(self, handle: int) -> int:
+        return self._lookups.get(handle, 0)
+
+    def _gen(self) -> int:
+        """Where in-process changes stand (read before a reply is computed)."""
+        inv = self.inval
+        return inv.gen if inv is not None else 0
+
+    def _kernel_only(self, dev: int) -> bool:
+        ok = self._devs.get(dev)
+        if ok is None:
+            ok = self._devs[dev] = self.h.dev_kernel_only(dev)
+        return ok
+
+    def _timeouts(self, h: int, dev: int, g0: int) -> tuple[int, int, int, int]:
+        """(entry s, entry ns, attr s, attr ns) for a reply about handle ``h``
+        on device ``dev`` begun at change count ``g0``: attributes are not kept
+        when an in-process change touched ``h`` since (its notification may
+        have found the host without the node, and been dropped); nothing is
+        kept of an etfs node (its host file changes behind our back)."""
         s, ns = self._tmo
-        return _ENTRY.pack(self._ino(st.st_ino), 0, s, s, ns, ns,
+        inv = self.inval
+        if inv is None or (not s and not ns):
+            return s, ns, s, ns
+        if not self._kernel_only(dev):
+            return 0, 0, 0, 0
+        if inv.changed_at.get(h, 0) > g0:
+            return s, ns, 0, 0
+        return s, ns, s, ns
+
+    def _entry(self, st: os.stat_result, g0: int) -> bytes:
+        es, ens, a_s, ans = self._timeouts(st.st_ino, st.st_dev, g0)
+        return _ENTRY.pack(self._ino(st.st_ino), 0, es, a_s, ens, ans,
                            *_attr(st, self._ino(st.st_ino)))
 
-    def _gained(self, st: os.stat_result) -> bytes:
-        """Note one more host lookup of st's handle; its entry reply."""
+    def _gained(self, st: os.stat_result, g0: int) -> bytes:
+        """Note one more host lookup of st's handle; its entry reply. The count
+        goes up before the timeouts are chosen (see fuse_inval: a notification
+        finding no node is retried only while the count says it is handed out)."""
         with self._mu:
             self._lookups[st.st_ino] = self._lookups.get(st.st_ino, 0) + 1
-        return self._entry(st)
+        return self._entry(st, g0)
 
-    def _attr_reply(self, st: os.stat_result) -> list[bytes]:
-        s, ns = self._tmo
+    def _attr_reply(self, st: os.stat_result, g0: int) -> list[bytes]:
+        _, _, s, ns = self._timeouts(st.st_ino, st.st_dev, g0)
         return [_ATTR.pack(s, ns, 0, *_attr(st, self._ino(st.st_ino)))]
 
     # -- session ----------------------------------------------------------------------------
@@ -228,18 +277,26 @@ class RumpOperations:
     # -- names ------------------------------------------------------------------------------
 
     def lookup(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
-        found = self.h.probe(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
+        inv = self.inval
+        g0 = inv.gen if inv is not None else 0
+        parent = self._handle(nodeid)
+        found = self.h.probe(self._proc(uid, gid, pid), parent, _name(body))
         if found is None:
-            if not self._caching:
+            if not self._caching or (inv is not None and not self.h.kernel_only(parent)):
                 raise OSError(errno.ENOENT, "no such entry")
-            # a negative entry: node id 0, kept by the host for the timeout
+            # a negative entry: node id 0, kept by the host for the timeout (an
+            # in-process create drops it: the host holds the parent's lock until
+            # the entry is in place, and INVAL_ENTRY takes it)
             return [self._negative]
         handle, st = found
-        with self._mu:
+        with self._mu:   # counted before the timeouts are chosen (see _gained)
             self._lookups[handle] = self._lookups.get(handle, 0) + 1
         ino = self._ino(handle)
-        s, ns = self._tmo
-        return [_ENTRY.pack(ino, 0, s, s, ns, ns, *_attr(st, ino))]
+        if inv is None:
+            s, ns = self._tmo
+            return [_ENTRY.pack(ino, 0, s, s, ns, ns, *_attr(st, ino))]
+        es, ens, a_s, ans = self._timeouts(handle, st.st_dev, g0)
+        return [_ENTRY.pack(ino, 0, es, a_s, ens, ans, *_attr(st, ino))]
 
     def _forget(self, nodeid: int, n: int) -> None:
         handle = self._handle(nodeid)
@@ -251,6 +308,8 @@ class RumpOperations:
                 else:
                     self._lookups[handle] = held - n
             self.h.forget(handle, n)
+            if self.inval is not None and not self.h.lookup_count(handle):
+                self.inval.forget(handle)   # no reply can carry it now
         except Exception:  # forget cannot answer an error
             log.exception("rumpfs.fuse: forget(%d, %d) failed", handle, n)
 
@@ -266,14 +325,22 @@ class RumpOperations:
             self._forget(ino, n)
 
     def getattr(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
-        s, ns = self._tmo
-        return [_ATTR.pack(s, ns, 0, *_attr(self.h.attributes(self._handle(nodeid)), nodeid))]
+        inv = self.inval
+        if inv is None:
+            s, ns = self._tmo
+            return [_ATTR.pack(s, ns, 0, *_attr(self.h.attributes(self._handle(nodeid)), nodeid))]
+        g0 = inv.gen
+        handle = self._handle(nodeid)
+        st = self.h.attributes(handle)
+        _, _, s, ns = self._timeouts(handle, st.st_dev, g0)
+        return [_ATTR.pack(s, ns, 0, *_attr(st, nodeid))]
 
     def setattr(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         (valid, _, fh, size, _, atime, mtime, _, atimensec, mtimensec, _, mode, _, auid,
          agid, _) = fp.SETATTR_IN.unpack_from(body)
         handle = self._handle(nodeid)
         p = self._proc(uid, gid, pid)
+        g0 = self._gen()
         a_ns: int | None = None
         m_ns: int | None = None
         if valid & fp.FATTR_ATIME:
@@ -291,7 +358,7 @@ class RumpOperations:
             kill_suid=bool(valid & fp.FATTR_KILL_SUIDGID),
             touch=not valid & ~(fp.FATTR_FH | fp.FATTR_LOCKOWNER | fp.FATTR_CTIME),
         )
-        return self._attr_reply(st)
+        return self._attr_reply(st, g0)
 
     def readlink(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         return [self.h.readlink(self._proc(uid, gid, pid), self._handle(nodeid))]
@@ -300,13 +367,15 @@ class RumpOperations:
         mode, rdev, umask, _ = fp.MKNOD_IN.unpack_from(body)
         p = self._proc(uid, gid, pid, umask)
         name = _name(body[fp.MKNOD_IN.size:])
-        return [self._gained(self.h.mknod(p, self._handle(nodeid), name, mode, rdev))]
+        g0 = self._gen()
+        return [self._gained(self.h.mknod(p, self._handle(nodeid), name, mode, rdev), g0)]
 
     def mkdir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         mode, umask = fp.MKDIR_IN.unpack_from(body)
         p = self._proc(uid, gid, pid, umask)
         name = _name(body[fp.MKDIR_IN.size:])
-        return [self._gained(self.h.mkdir(p, self._handle(nodeid), name, mode))]
+        g0 = self._gen()
+        return [self._gained(self.h.mkdir(p, self._handle(nodeid), name, mode), g0)]
 
     def unlink(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         self.h.unlink(self._proc(uid, gid, pid), self._handle(nodeid), _name(body))
@@ -320,7 +389,8 @@ class RumpOperations:
         raw = bytes(body)
         name, target = raw.split(b"\0")[:2]
         p = self._proc(uid, gid, pid)
-        return [self._gained(self.h.symlink(p, self._handle(nodeid), name, target))]
+        g0 = self._gen()
+        return [self._gained(self.h.symlink(p, self._handle(nodeid), name, target), g0)]
 
     def _rename(self, nodeid: int, uid: int, gid: int, pid: int, newdir: int, flags: int,
                 names: memoryview) -> list[bytes]:
@@ -341,7 +411,8 @@ class RumpOperations:
         old = fp.LINK_IN.unpack_from(body)[0]
         name = _name(body[fp.LINK_IN.size:])
         p = self._proc(uid, gid, pid)
-        return [self._gained(self.h.link(p, self._handle(old), self._handle(nodeid), name))]
+        g0 = self._gen()
+        return [self._gained(self.h.link(p, self._handle(old), self._handle(nodeid), name), g0)]
 
     def access(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         mask = fp.ACCESS_IN.unpack_from(body)[0]
@@ -354,9 +425,12 @@ class RumpOperations:
         with self._mu:
             self._files.add(fh)
         # NOFLUSH: nothing to do on close (writes reach the kernel when made)
+        oflags = self._open_flags
+        if self.inval is not None and not self.h.kernel_only(handle, pages=True):
+            oflags = fp.FOPEN_NOFLUSH    # pages no notification would drop: not kept
         if self.passthrough:
-            return self._pt.opened(fh, handle, flags, self._open_flags)
-        return fp.OPEN_OUT.pack(fh, self._open_flags, 0)
+            return self._pt.opened(fh, handle, flags, oflags)
+        return fp.OPEN_OUT.pack(fh, oflags, 0)
 
     def open(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         flags, open_flags = fp.OPEN_IN.unpack_from(body)
@@ -368,15 +442,17 @@ class RumpOperations:
         flags, mode, umask, _ = fp.CREATE_IN.unpack_from(body)
         p = self._proc(uid, gid, pid, umask)
         name = _name(body[fp.CREATE_IN.size:])
+        g0 = self._gen()
         fh, st = self.h.create(p, self._handle(nodeid), name, mode, flags)
-        return [self._gained(st), self._opened(fh, st.st_ino, flags)]
+        return [self._gained(st, g0), self._opened(fh, st.st_ino, flags)]
 
     def tmpfile(self, nodeid: int, uid: int, gid: int, pid: int,
                 body: memoryview) -> list[bytes]:
         flags, mode, umask, _ = fp.CREATE_IN.unpack_from(body)
         p = self._proc(uid, gid, pid, umask)
+        g0 = self._gen()
         fh, st = self.h.tmpfile(p, self._handle(nodeid), mode, flags)
-        return [self._gained(st), self._opened(fh, st.st_ino, flags)]
+        return [self._gained(st, g0), self._opened(fh, st.st_ino, flags)]
 
     def read(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
@@ -430,14 +506,18 @@ class RumpOperations:
     # -- directories ------------------------------------------------------------------------
 
     def opendir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
-        dh = self.h.opendir(self._proc(uid, gid, pid), self._handle(nodeid))
+        handle = self._handle(nodeid)
+        dh = self.h.opendir(self._proc(uid, gid, pid), handle)
         with self._mu:
             self._dirs.add(dh)
+        if self.inval is not None and not self.h.kernel_only(handle):
+            return [fp.OPEN_OUT.pack(dh, 0, 0)]     # an etfs directory: the host's may change
         return [fp.OPEN_OUT.pack(dh, self._dir_flags, 0)]
 
     def readdir(self, nodeid: int, uid: int, gid: int, pid: int, body: memoryview) -> list[bytes]:
         """A plain listing: names, node ids and types only (no attributes read)."""
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
+        g0 = self._gen()
         out: list[bytes] = []
         room = readdir_room(size)
         root, root_handle = self._root, fp.ROOT_ID
@@ -458,6 +538,8 @@ class RumpOperations:
             return True
 
         self.h.readdir_names(fh, offset, reply)
+        if self.inval is not None:
+            self._listing_cached(nodeid, fh, offset, g0, not out)
         return [b"".join(out)]
 
     def readdirplus(self, nodeid: int, uid: int, gid: int, pid: int,
@@ -465,6 +547,8 @@ class RumpOperations:
         """Entries with attributes; each but "." and ".." takes a lookup count
         (the host counts them: it makes dentries from them)."""
         fh, offset, size, _, _, _, _ = fp.READ_IN.unpack_from(body)
+        g0 = self._gen()
+        timeouts = self._timeouts if self.inval is not None else None
         out: list[bytes] = []
         room = readdir_room(size)
         lookups = self._lookups
@@ -485,11 +569,18 @@ class RumpOperations:
             room -= need
             ino = ino_of(handle)
             attr = _attr(st, ino)
-            out.append(entry_pack(ino, 0, tmo_s, tmo_s, tmo_ns, tmo_ns, *attr)
-                       + pack(ino, next_off, n, attr[9] >> 12) + name
-                       + pads[need - plus_size - n])
             if name != b"." and name != b"..":   # the host counts all but these
-                counted.append(handle)
+                if timeouts is None:
+                    counted.append(handle)
+                else:   # serve(): counted before the timeouts are chosen (see _gained)
+                    with mu:
+                        lookups[handle] = lookups.get(handle, 0) + 1
+            if timeouts is None:
+                out.append(entry_pack(ino, 0, tmo_s, tmo_s, tmo_ns, tmo_ns, *attr))
+            else:
+                es, ens, a_s, ans = timeouts(handle, st.st_dev, g0)
+                out.append(entry_pack(ino, 0, es, a_s, ens, ans, *attr))
+            out.append(pack(ino, next_off, n, attr[9] >> 12) + name + pads[need - plus_size - n])
             return True
 
         counted: list[int] = []
@@ -499,13 +590,30 @@ class RumpOperations:
             with mu:
                 for handle in counted:
                     lookups[handle] = lookups.get(handle, 0) + 1
+        if self.inval is not None:
+            self._listing_cached(nodeid, fh, offset, g0, not out)
         return [b"".join(out)]
+
+    def _listing_cached(self, nodeid: int, dh: int, offset: int, g0: int, eof: bool) -> None:
+        """The host fills its listing cache from our replies and marks it whole
+        at the end of the stream. A reply computed before an in-process change
+        may reach that cache after the change's INVAL_INODE dropped its pages
+        (nothing there yet to drop): if the directory changed since the stream
+        began, invalidate it once more after the end, so that the next listing
+        never starts from a stale cache (whatever the directory's mtime says)."""
+        inv = self.inval
+        assert inv is not None
+        if offset == 0:
+            self._dir_gen[dh] = g0
+        elif eof and inv.changed_at.get(self._handle(nodeid), 0) > self._dir_gen.get(dh, -1):
+            inv.push_inode(self._handle(nodeid), 0, TO_END)
 
     def releasedir(self, nodeid: int, uid: int, gid: int, pid: int,
                    body: memoryview) -> list[bytes]:
         dh = fp.RELEASE_IN.unpack_from(body)[0]
         with self._mu:
             self._dirs.discard(dh)
+            self._dir_gen.pop(dh, None)
         self.h.releasedir(dh)
         return []
 
@@ -643,10 +751,12 @@ class FuseServer:
     ``start()`` returns once the mount answers; ``stop()`` unmounts (only our
     own mount), ends the readers and releases what the host held. ``wait()``
     blocks until the mount ends (``fusermount3 -u``) or ``request_stop()``.
-    ``exclusive=True`` promises that nothing but this mount changes the
-    kernel (the ``rumpfs mount`` CLI): the host may then cache entries,
-    negative entries, attributes, pages and listings for ``cache_timeout``
-    seconds. Otherwise every timeout is 0 (in-process changes show at once).
+    The host may cache entries, negative entries, attributes, pages and
+    listings for ``cache_timeout`` seconds (default: 3600 exclusive,
+    ``SERVE_TIMEOUT`` otherwise; 0: nothing is cached). ``exclusive=True``
+    promises that nothing but this mount changes the kernel (the ``rumpfs
+    mount`` CLI); otherwise every other change is pushed to the host as an
+    invalidation before the in-process call returns (``fuse_inval``).
     """
 
     def __init__(
@@ -659,17 +769,22 @@ class FuseServer:
         debug: bool = False,
         threads: int = 1,
         exclusive: bool = False,
-        cache_timeout: float = 3600.0,
+        cache_timeout: float | None = None,
     ) -> None:
         self.mountpoint = os.path.abspath(os.fspath(mountpoint))
+        if cache_timeout is None:
+            cache_timeout = 3600.0 if exclusive else SERVE_TIMEOUT
         # With cached entries the host walks cached path components without
         # asking (no LOOKUP, so no search-permission check by the kernel):
         # it must check permissions itself, from the attributes it caches --
-        # which are right, since only this mount changes them.
+        # which are right, since only this mount changes them (exclusive) or
+        # every other change invalidates them first (serve()).
         self.channel = FuseChannel(self.mountpoint, read_only=read_only,
-                                   allow_other=allow_other, default_permissions=exclusive)
-        self.ops = RumpOperations(handles, self.channel,
-                                  cache_timeout if exclusive else 0.0)
+                                   allow_other=allow_other,
+                                   default_permissions=cache_timeout > 0)
+        self.handles = handles
+        self.ops = RumpOperations(handles, self.channel, cache_timeout, notify=not exclusive)
+        self._unsubscribe: Callable[[], None] | None = None
         self.debug = debug
         self.nthreads = max(1, threads)
         self._threads: list[threading.Thread] = []
@@ -688,6 +803,11 @@ class FuseServer:
         if self.debug:
             log.setLevel(logging.DEBUG)
         try:
+            inv = self.ops.inval
+            if inv is not None:
+                # before the mount exists: nothing the host caches predates it
+                inv.start()
+                self._unsubscribe = self.handles.subscribe(inv, inv)
             try:
                 self.channel.mount()
             except OSError as exc:
@@ -705,12 +825,19 @@ class FuseServer:
             raise
 
     def _run(self) -> None:
+        me = threading.get_ident()
+        SERVING.add(me)                  # never waits for a notification
+        if self.ops.inval is not None:
+            self.ops.inval.readers.add(me)   # its changes are the host's own: no echo
         try:
             self.ops.serve_forever()
         except BaseException as exc:  # reported by stop()/wait()
             self._error = exc
             log.exception("rumpfs.fuse: a FUSE reader failed")
         finally:
+            SERVING.discard(me)
+            if self.ops.inval is not None:
+                self.ops.inval.readers.discard(me)
             with self._live_mu:
                 self._live -= 1
                 last = self._live == 0
@@ -755,6 +882,12 @@ class FuseServer:
         self._done.set()
         ch = self.channel
         try:
+            # No more notifications (and no caller left waiting for one) before
+            # the device goes: the notifier must not write to a closed fd.
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            if self.ops.inval is not None:
+                self.ops.inval.stop(STOP_TIMEOUT)
             if ch.fd >= 0:
                 ch.unmount()
             ch.wake()
@@ -776,12 +909,16 @@ def serve(
     allow_other: bool = False,
     debug: bool = False,
     threads: int = 1,
+    cache_timeout: float = SERVE_TIMEOUT,
 ) -> Iterator[FuseServer]:
     """Serve ``kernel`` at ``mountpoint`` from background threads.
 
     Returns once the mount answers. Leaving the block (also by an exception)
     unmounts and ends the threads. The program keeps using ``kernel``
-    in-process meanwhile; its changes are visible to host programs at once.
+    in-process meanwhile; its changes are visible to host programs once the
+    in-process call has returned: the host caches entries, attributes, pages
+    and listings (``cache_timeout`` seconds; 0 caches nothing) and every
+    in-process change is pushed to it as an invalidation first.
     ``allow_other`` lets users other than the one mounting use the mount (for
     non-root mounters it needs ``user_allow_other`` in /etc/fuse.conf).
     Several ``serve`` blocks may be active at once (one per mount point).
@@ -789,6 +926,7 @@ def serve(
     server = FuseServer(
         kernel.node_handles(), mountpoint,
         read_only=read_only, allow_other=allow_other, debug=debug, threads=threads,
+        cache_timeout=cache_timeout,
     )
     server.start()
     try:

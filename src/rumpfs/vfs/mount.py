@@ -27,7 +27,24 @@ from rumpfs.kern.shm import HostShm
 from rumpfs.vfs.bio import BlockDev, BufCache
 from rumpfs.vfs.vnode import VBLK, Vnode
 
-__all__ = ["FsType", "Mount", "MountArgs", "Vfs", "VfsOps"]
+__all__ = ["FsType", "Mount", "MountArgs", "Vfs", "VfsOps", "Watcher"]
+
+
+class Watcher(Protocol):
+    """Told of every change to the file-system tree (the FUSE frontend's pushed
+    invalidation). Called under the kernel lock, right after the change: it
+    must not block or call back into the kernel."""
+
+    def changed(self, vp: Vnode) -> None:
+        """``vp``'s attributes changed (a directory: also its listing)."""
+
+    def changed_data(self, vp: Vnode, offset: int, length: int) -> None:
+        """Bytes ``[offset, offset + length)`` of ``vp`` changed (``length`` 0:
+        to the end), and with them its attributes."""
+
+    def changed_entry(self, dvp: Vnode, name: str) -> None:
+        """The entry ``name`` of directory ``dvp`` appeared, went or now names
+        another vnode; ``dvp``'s attributes and listing changed with it."""
 
 
 class VfsOps(Protocol):
@@ -113,8 +130,7 @@ class Vfs:
         self.mounts: list[Mount] = []
         self._next_dev = 0
         self.rootvnode: Vnode | None = None
-        self.watchers: list[Callable[[Vnode], None]] = []
-        self.quiet = 0            # >0 while a frontend's own request runs (no notifications)
+        self.watchers: list[Watcher] = []    # empty unless a FUSE server pushes invalidations
         self.protected_hardlinks = True   # Linux's fs.protected_hardlinks (Kernel option)
         self.bufcache = BufCache()
         # Block devices in use, by rdev: mounted ones (their Mount), and the
@@ -247,8 +263,20 @@ class Vfs:
         self.rootvnode = mp.root
         return mp.root
 
+    # Callers test ``watchers`` first (``if p.ctx.watchers:``), so a kernel
+    # nobody watches pays one attribute test per change.
+
     def notify(self, vp: Vnode) -> None:
-        """Tell watchers that ``vp`` (or a directory's entries) changed in-process."""
-        if not self.quiet:
-            for watch in self.watchers:
-                watch(vp)
+        """Tell watchers that ``vp``'s attributes changed."""
+        for w in self.watchers:
+            w.changed(vp)
+
+    def notify_data(self, vp: Vnode, offset: int, length: int) -> None:
+        """Tell watchers that bytes of ``vp`` changed (``length`` 0: to the end)."""
+        for w in self.watchers:
+            w.changed_data(vp, offset, length)
+
+    def notify_entry(self, dvp: Vnode, name: str) -> None:
+        """Tell watchers that the entry ``name`` of directory ``dvp`` changed."""
+        for w in self.watchers:
+            w.changed_entry(dvp, name)

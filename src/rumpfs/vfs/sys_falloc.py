@@ -31,7 +31,7 @@ from rumpfs.vfs.genfs import (
     FALLOC_FL_ZERO_RANGE,
 )
 from rumpfs.vfs.proc import VProc
-from rumpfs.vfs.sysutil import changed, getfile
+from rumpfs.vfs.sysutil import changed_data, getfile
 from rumpfs.vfs.vfs_vnops import MAX_FILE, kill_suid, vn_setsize
 from rumpfs.vfs.vnode import VBLK, VDIR, VFIFO, VREG
 
@@ -81,7 +81,7 @@ def sys_fallocate(p: VProc, fd: int, mode: int, offset: int, length: int) -> Non
     if p.cred.uid != 0:
         kill_suid(p, vp)                # file_modified, once the file system agreed
     if p.ctx.watchers:
-        changed(p, vp)
+        changed_data(p, vp, offset, length)
 
 
 def sys_posix_fallocate(p: VProc, fd: int, offset: int, length: int) -> None:

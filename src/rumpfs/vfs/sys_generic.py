@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from rumpfs.errors import errno, raise_errno
 from rumpfs.vfs.file import File
 from rumpfs.vfs.proc import VProc
-from rumpfs.vfs.sysutil import changed, getfile, getvnode
+from rumpfs.vfs.sysutil import changed_data, getfile, getvnode
 from rumpfs.vfs.vfs_vnops import (
     MAX_FILE,
     frele,
@@ -98,7 +98,7 @@ def _write(p: VProc, fp: File, data: Buffer, offset: int) -> tuple[int, int]:
         kill_suid(p, vp)
     result = vp.ops.vop_write(vp, mv, offset, fp.append)
     if p.ctx.watchers:
-        changed(p, vp)
+        changed_data(p, vp, result[1] - result[0], result[0])
     return result
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from rumpfs.errors import errno, raise_errno, with_filename
 from rumpfs.vfs.mount import Mount, MountArgs
-from rumpfs.vfs.namei import namei
+from rumpfs.vfs.namei import dotdot, lookup_last, namei
 from rumpfs.vfs.proc import StrOrBytesPath, VProc
-from rumpfs.vfs.sysutil import changed, pathstr
-from rumpfs.vfs.vnode import VDIR, vref, vrele
+from rumpfs.vfs.sysutil import changed, changed_entry, pathstr
+from rumpfs.vfs.vnode import VDIR, Vnode, vref, vrele
 
 __all__ = ["sys_mount", "sys_remount", "sys_sync", "sys_unmount"]
 
@@ -55,10 +55,23 @@ def sys_mount(p: VProc, fstype: str, path: StrOrBytesPath, args: MountArgs,
         mp.covered = vref(vp)
         vp.mountedhere = mp
         if p.ctx.watchers:
-            changed(p, vp)
+            _covered_changed(p, vp)
         return mp
     except OSError as e:
         raise with_filename(e, path) from None
+
+
+def _covered_changed(p: VProc, vp: Vnode) -> None:
+    """A mount came or went on ``vp``: what its name leads to changed. Watchers
+    are told of the name (found by a scan of the parent: rare, and only while
+    something watches) and of ``vp`` itself."""
+    parent = dotdot(p, vp)
+    if parent is not vp:
+        for name, _, _, _ in parent.ops.vop_readdir(parent, 0):
+            if lookup_last(parent, name) is vp:
+                changed_entry(p, parent, name)
+                break
+    changed(p, vp)
 
 
 def sys_sync(p: VProc) -> None:
@@ -105,7 +118,7 @@ def sys_unmount(p: VProc, path: StrOrBytesPath) -> None:
         p.ctx.mounts.remove(mp)
         vrele(covered)
         if p.ctx.watchers:
-            changed(p, covered)
+            _covered_changed(p, covered)
         p.ctx.release_device(mp)            # flush what vfs_unmount wrote, close
     except OSError as e:
         raise with_filename(e, path) from None

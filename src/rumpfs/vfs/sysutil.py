@@ -26,7 +26,10 @@ from rumpfs.vfs.file import File
 from rumpfs.vfs.proc import DirFd, StrOrBytesPath, VProc
 from rumpfs.vfs.vnode import PATH_MAX, Vnode
 
-__all__ = ["changed", "getfile", "getvnode", "now", "pathstr", "startdir"]
+__all__ = [
+    "changed", "changed_data", "changed_entry", "getfile", "getvnode", "now", "pathstr",
+    "startdir",
+]
 
 
 def pathstr(path: StrOrBytesPath) -> str:
@@ -80,3 +83,14 @@ def changed(p: VProc, *vps: Vnode | None) -> None:
     for vp in vps:
         if vp is not None:
             p.ctx.notify(vp)
+
+
+def changed_data(p: VProc, vp: Vnode, offset: int, length: int) -> None:
+    """Notify watchers that bytes of ``vp`` changed (``length`` 0: to the end)."""
+    p.ctx.notify_data(vp, offset, length)
+
+
+def changed_entry(p: VProc, dvp: Vnode, *names: str) -> None:
+    """Notify watchers that entries ``names`` of directory ``dvp`` changed."""
+    for name in names:
+        p.ctx.notify_entry(dvp, name)

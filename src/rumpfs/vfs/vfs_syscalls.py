@@ -27,7 +27,7 @@ from rumpfs.vfs import acl, genfs
 from rumpfs.vfs.namei import dotdot, lookup_last, namei, namei_parent, namei_parent_counted
 from rumpfs.vfs.proc import DirFd, StrOrBytesPath, VProc
 from rumpfs.vfs.sys_generic import sys_fchmod, sys_fchown, sys_fstat, sys_ftruncate
-from rumpfs.vfs.sysutil import changed, getfile, getvnode, pathstr, startdir
+from rumpfs.vfs.sysutil import changed, changed_entry, getfile, getvnode, pathstr, startdir
 from rumpfs.vfs.vfs_vnops import (
     UTIME_NOW,
     setattr_mode,
@@ -110,7 +110,7 @@ def _open_create(p: VProc, path: str, start: Vnode, flags: int, mode: int) -> tu
             if access is not None:
                 acl.inherit(vp, access, None)
             if p.ctx.watchers:
-                changed(p, dvp)
+                changed_entry(p, dvp, name)
             return vp, True
         if flags & os.O_EXCL:
             raise_errno(errno.EEXIST)
@@ -206,7 +206,7 @@ def sys_mkdir(p: VProc, path: StrOrBytesPath, mode: int = 0o777,
         if default is not None:
             acl.inherit(vp, access, default)
         if p.ctx.watchers:
-            changed(p, dvp)
+            changed_entry(p, dvp, name)
     except OSError as e:
         raise with_filename(e, path) from None
 
@@ -233,7 +233,7 @@ def sys_mknod(p: VProc, path: StrOrBytesPath, mode: int = 0o600, device: int = 0
     if access is not None:
         acl.inherit(vp, access, None)
     if p.ctx.watchers:
-        changed(p, dvp)
+        changed_entry(p, dvp, name)
 
 
 def sys_symlink(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
@@ -244,7 +244,7 @@ def sys_symlink(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
         _, uid, gid = _new_owner(p, dvp, 0o777, False)
         dvp.ops.vop_symlink(dvp, name, Vattr(VLNK, 0o777, uid, gid), target)
         if p.ctx.watchers:
-            changed(p, dvp)
+            changed_entry(p, dvp, name)
     except OSError as e:
         raise with_filename(e, src, dst) from None
 
@@ -334,7 +334,8 @@ def vn_link(p: VProc, vp: Vnode, dvp: Vnode, name: str, trailing: bool = False,
         raise_errno(errno.ENOENT)
     dvp.ops.vop_link(dvp, name, vp)
     if p.ctx.watchers:
-        changed(p, dvp, vp)
+        changed_entry(p, dvp, name)
+        changed(p, vp)
 
 
 def sys_unlink(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
@@ -353,7 +354,8 @@ def sys_unlink(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
         genfs.may_delete(p, dvp, vp, False)
         dvp.ops.vop_remove(dvp, name, vp)
         if p.ctx.watchers:
-            changed(p, dvp, vp)
+            changed_entry(p, dvp, name)
+            changed(p, vp)
     except OSError as e:
         raise with_filename(e, path) from None
 
@@ -377,7 +379,8 @@ def sys_rmdir(p: VProc, path: StrOrBytesPath, dir_fd: DirFd = None) -> None:
         dvp.ops.vop_rmdir(dvp, name, vp)
         vp.dead = True
         if p.ctx.watchers:
-            changed(p, dvp, vp)
+            changed_entry(p, dvp, name)
+            changed(p, vp)
     except OSError as e:
         raise with_filename(e, path) from None
 
@@ -394,7 +397,9 @@ def sys_rename(p: VProc, src: StrOrBytesPath, dst: StrOrBytesPath,
         if tvp is not None and tvp.type is VDIR and not flags & genfs.RENAME_EXCHANGE:
             tvp.dead = True
         if p.ctx.watchers:
-            changed(p, fdvp, tdvp, fvp, tvp)
+            changed_entry(p, fdvp, fname)
+            changed_entry(p, tdvp, tname)
+            changed(p, fvp, tvp)
     except OSError as e:
         raise with_filename(e, src, dst) from None
 

@@ -24,7 +24,7 @@ from rumpfs.kern.devsw import BLOCK, CHAR
 from rumpfs.vfs.fifo import fifo_open
 from rumpfs.vfs.file import File
 from rumpfs.vfs.proc import VProc
-from rumpfs.vfs.sysutil import changed, now
+from rumpfs.vfs.sysutil import changed, changed_data, now
 from rumpfs.vfs.vnode import (
     VBLK,
     VCHR,
@@ -189,7 +189,7 @@ def vn_setsize(p: VProc, vp: Vnode, length: int, stamp: bool = True) -> None:
         va.mtime_ns = va.ctime_ns = now(p)
     vp.ops.vop_setattr(vp, va)
     if p.ctx.watchers:
-        changed(p, vp)
+        changed_data(p, vp, length, 0)
 
 
 def vn_truncate(p: VProc, vp: Vnode, length: int) -> None:

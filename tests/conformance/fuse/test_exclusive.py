@@ -99,11 +99,11 @@ def test_fifo_open_is_checked_like_tmpfs_on_an_exclusive_mount(exclusive_mnt: Pa
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to uid 1000")
-def test_fifo_open_is_not_checked_under_serve(mnt: Path) -> None:
-    """What remains (docs/frontends.md): under serve() the host asks nothing
-    when opening a FIFO or socket node, so a caller who may not read it still
-    opens it. This test notices the day that changes."""
-    assert _fifo_open_as_1000(mnt) == "ok"
+def test_fifo_open_is_checked_under_serve_too(mnt: Path) -> None:
+    """serve() caches too (its changes pushed as invalidations), so it mounts
+    with default_permissions: the host checks a FIFO's mode before opening it,
+    as on an exclusive mount and tmpfs."""
+    assert _fifo_open_as_1000(mnt) == "EACCES"
 
 
 def test_listing_a_big_directory_twice(exclusive_mnt: Path) -> None:

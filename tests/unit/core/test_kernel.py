@@ -266,20 +266,78 @@ def test_handles_lookup_counts_keep_unlinked_nodes(k: Kernel) -> None:
     expect(errno.ESTALE, h.getattr, attr.st_ino)
 
 
-def test_handles_notify_in_process_changes_only(k: Kernel) -> None:
+class _Seen:
+    """A watcher recording what it is told (vfs.mount.Watcher)."""
+
+    def __init__(self) -> None:
+        self.attrs: list[object] = []
+        self.data: list[tuple[object, int, int]] = []
+        self.entries: list[tuple[object, str]] = []
+
+    def changed(self, vp: object) -> None:
+        self.attrs.append(vp)
+
+    def changed_data(self, vp: object, offset: int, length: int) -> None:
+        self.data.append((vp, offset, length))
+
+    def changed_entry(self, dvp: object, name: str) -> None:
+        self.entries.append((dvp, name))
+
+
+class _Barrier:
+    """A barrier that records the tickets in-process calls wait for."""
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.done = 0
+        self.waited: list[int] = []
+
+    def wait(self, ticket: int) -> None:
+        self.waited.append(ticket)
+        self.done = ticket
+
+
+def test_handles_subscribe_tells_every_change_with_names_and_ranges(k: Kernel) -> None:
     h = k.node_handles()
     proc = h.process_for(0, 0)
     d = h.mkdir(proc, h.ROOT, b"d", 0o755)
-    seen: list[int] = []
-    unsubscribe = h.subscribe(seen.append)
-    h.mkdir(proc, d.st_ino, b"by-frontend", 0o755)
-    assert seen == []
+    seen = _Seen()
+    unsubscribe = h.subscribe(seen)
+    h.mkdir(proc, d.st_ino, b"by-frontend", 0o755)      # the watcher tells these apart
     k.mkdir("/d/in-process")
-    assert d.st_ino in seen
+    assert [(dvp.handle, name) for dvp, name in seen.entries] == [  # type: ignore[attr-defined]
+        (d.st_ino, "by-frontend"), (d.st_ino, "in-process")]
+    fd = k.open("/d/f", os.O_CREAT | os.O_RDWR)
+    k.pwrite(fd, b"abcd", 10)
+    k.ftruncate(fd, 2)
+    assert [(o, n) for _, o, n in seen.data] == [(10, 4), (2, 0)]
+    k.chmod("/d/f", 0o600)
+    k.rename("/d/f", "/d/g")
+    assert [name for _, name in seen.entries[-3:]] == ["f", "f", "g"]
+    assert len(seen.attrs) == 2         # chmod; rename (the moved node's ctime)
+    k.close(fd)
     unsubscribe()
-    seen.clear()
     k.mkdir("/d/after")
-    assert seen == []
+    assert seen.entries[-1][1] == "g"
+
+
+def test_in_process_calls_wait_on_a_barrier_only_while_attached(k: Kernel) -> None:
+    h = k.node_handles()
+    b = _Barrier()
+    unsubscribe = h.subscribe(_Seen(), b)
+    p = k.process(uid=0)                # made while attached: waits too
+    b.queued = 3
+    k.mkdir("/a")
+    p.mkdir("/b")
+    assert b.waited == [3]              # done caught up after the first wait
+    b.queued = 5
+    p.stat("/b")
+    assert b.waited == [3, 5]
+    unsubscribe()
+    b.queued = 9
+    k.mkdir("/c")
+    p.mkdir("/d")
+    assert b.waited == [3, 5]
 
 
 def test_exit_process_releases_descriptors_and_cwd(k: Kernel) -> None:

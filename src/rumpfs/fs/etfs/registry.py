@@ -170,8 +170,8 @@ class EtfsRegistry:
         if dvp.mount.read_only:
             raise_errno(errno.EROFS)
         for comp in comps[depth:-1]:        # mkdir -p, as root
-            dvp = dvp.ops.vop_mkdir(dvp, comp, Vattr(VDIR, 0o755, 0, 0))
-            self.vfs.notify(dvp)
+            parent, dvp = dvp, dvp.ops.vop_mkdir(dvp, comp, Vattr(VDIR, 0o755, 0, 0))
+            self.vfs.notify_entry(parent, comp)
         if not isinstance(dvp, KeyDir):
             raise_errno(errno.EOPNOTSUPP)   # only rumpfs directories hold keys
         m = Mapping(self.hyp, "/" + "/".join(comps), comps, hostpath, ftype, begin, wsize)
@@ -199,7 +199,7 @@ class EtfsRegistry:
             dvp.pinned = set()
         dvp.pinned.add(comps[-1])
         self.mappings[comps] = m
-        self.vfs.notify(dvp)
+        self.vfs.notify_entry(dvp, comps[-1])
         return m
 
     # -- remove --------------------------------------------------------------
@@ -221,7 +221,8 @@ class EtfsRegistry:
             holder.detach(m.name)
         self._revoke(m)
         if holder is not None:
-            self.vfs.notify(holder)
+            self.vfs.notify_entry(holder, m.name)
+        self.vfs.notify(m.node)
 
     def _revoke(self, m: Mapping) -> None:
         m.revoked = True
