@@ -5,8 +5,9 @@ on each peer in turn, in a rotating order):
 
 - ``rumpfs``: ``python -m rumpfs mount -f MP`` (this checkout; exclusive: the
   host caches entries, attributes, pages and listings);
-- ``rumpfs-serve``: ``rumpfs.fuse.serve()`` (timeouts 0, every change
-  visible at once) while an in-process thread keeps changing the kernel
+- ``rumpfs-serve``: ``rumpfs.fuse.serve()`` (the host caches; every
+  in-process change is pushed to it as an invalidation before the call
+  returns) while an in-process thread keeps changing the kernel
   (creating, writing and unlinking files in its own directory);
 - ``pyfuse3-tmpfs``: ``examples/tmpfs.py`` from pyfuse3's source distribution,
   fetched at run time with ``pip download --no-binary pyfuse3 --no-deps

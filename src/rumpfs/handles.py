@@ -194,9 +194,9 @@ class NodeHandles:
         ``st_dev``), so that a frontend told of every change may let the host
         cache them: a mounted file system's, not an etfs mapping's (its host
         file may change behind the kernel's back). Device numbers are never
-        reused, so the answer may be kept."""
-        with self._lock:
-            return any(mp.dev == dev and mp.fstype != "etfs" for mp in self._vfs.mounts)
+        reused, so the answer may be kept. Lock-free (a frontend asks from
+        readdir's reply callback, under the lock): a snapshot of the list."""
+        return any(mp.dev == dev and mp.fstype != "etfs" for mp in tuple(self._vfs.mounts))
 
     def kernel_only(self, handle: int, pages: bool = False) -> bool:
         """:meth:`dev_kernel_only` for counted node ``handle`` (lock-free: one
