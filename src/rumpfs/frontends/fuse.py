@@ -76,7 +76,7 @@ from rumpfs.frontends.fuse_dev import FuseChannel
 from rumpfs.frontends.fuse_encode import PADS as _PADS
 from rumpfs.frontends.fuse_encode import attr_fields as _attr
 from rumpfs.frontends.fuse_encode import host_view, is_rumpblk, readdir_room
-from rumpfs.frontends.fuse_inval import SERVING, TO_END, Invalidator
+from rumpfs.frontends.fuse_inval import SERVING, Invalidator
 from rumpfs.frontends.fuse_passthrough import Passthrough
 from rumpfs.handles import UTIME_NOW, Caller, NodeHandles
 from rumpfs.kernel import Kernel
@@ -129,9 +129,8 @@ class RumpOperations:
         self._dir_flags = (fp.FOPEN_KEEP_CACHE | fp.FOPEN_CACHE_DIR) if self._caching else 0
         self.inval: Invalidator | None = None
         if self._caching and notify:
-            self.inval = Invalidator(channel, self._ino, handles.lookup_count, self._held)
-        self._dir_gen: dict[int, int] = {}   # dir handle -> gen when its listing began
-        self._devs: dict[int, bool] = {}     # st_dev -> only the kernel changes its nodes
+            self.inval = Invalidator(channel, self._ino, handles.lookup_count, self._held,
+                                     handles.dev_kernel_only, self._tmo)
         self.groups = GroupCache()
         # (uid, gid, groups, umask) -> the kernel process requests run as
         # (NodeHandles.process_for caches them too, under a sorted key)
@@ -195,27 +194,14 @@ class RumpOperations:
         inv = self.inval
         return inv.gen if inv is not None else 0
 
-    def _kernel_only(self, dev: int) -> bool:
-        ok = self._devs.get(dev)
-        if ok is None:
-            ok = self._devs[dev] = self.h.dev_kernel_only(dev)
-        return ok
-
     def _timeouts(self, h: int, dev: int, g0: int) -> tuple[int, int, int, int]:
-        """(entry s, entry ns, attr s, attr ns) for a reply about handle ``h``
-        on device ``dev`` begun at change count ``g0``: attributes are not kept
-        when an in-process change touched ``h`` since (its notification may
-        have found the host without the node, and been dropped); nothing is
-        kept of an etfs node (its host file changes behind our back)."""
-        s, ns = self._tmo
+        """(entry s, entry ns, attr s, attr ns) for a reply about ``h`` begun at
+        change count ``g0`` (serve(): :meth:`Invalidator.timeouts`)."""
         inv = self.inval
-        if inv is None or (not s and not ns):
+        if inv is None:
+            s, ns = self._tmo
             return s, ns, s, ns
-        if not self._kernel_only(dev):
-            return 0, 0, 0, 0
-        if inv.changed_at.get(h, 0) > g0:
-            return s, ns, 0, 0
-        return s, ns, s, ns
+        return inv.timeouts(h, dev, g0)
 
     def _entry(self, st: os.stat_result, g0: int) -> bytes:
         es, ens, a_s, ans = self._timeouts(st.st_ino, st.st_dev, g0)
@@ -539,7 +525,7 @@ class RumpOperations:
 
         self.h.readdir_names(fh, offset, reply)
         if self.inval is not None:
-            self._listing_cached(nodeid, fh, offset, g0, not out)
+            self.inval.listing(self._handle(nodeid), fh, offset, g0, not out)
         return [b"".join(out)]
 
     def readdirplus(self, nodeid: int, uid: int, gid: int, pid: int,
@@ -591,29 +577,16 @@ class RumpOperations:
                 for handle in counted:
                     lookups[handle] = lookups.get(handle, 0) + 1
         if self.inval is not None:
-            self._listing_cached(nodeid, fh, offset, g0, not out)
+            self.inval.listing(self._handle(nodeid), fh, offset, g0, not out)
         return [b"".join(out)]
-
-    def _listing_cached(self, nodeid: int, dh: int, offset: int, g0: int, eof: bool) -> None:
-        """The host fills its listing cache from our replies and marks it whole
-        at the end of the stream. A reply computed before an in-process change
-        may reach that cache after the change's INVAL_INODE dropped its pages
-        (nothing there yet to drop): if the directory changed since the stream
-        began, invalidate it once more after the end, so that the next listing
-        never starts from a stale cache (whatever the directory's mtime says)."""
-        inv = self.inval
-        assert inv is not None
-        if offset == 0:
-            self._dir_gen[dh] = g0
-        elif eof and inv.changed_at.get(self._handle(nodeid), 0) > self._dir_gen.get(dh, -1):
-            inv.push_inode(self._handle(nodeid), 0, TO_END)
 
     def releasedir(self, nodeid: int, uid: int, gid: int, pid: int,
                    body: memoryview) -> list[bytes]:
         dh = fp.RELEASE_IN.unpack_from(body)[0]
         with self._mu:
             self._dirs.discard(dh)
-            self._dir_gen.pop(dh, None)
+            if self.inval is not None:
+                self.inval.dir_closed(dh)
         self.h.releasedir(dh)
         return []
 

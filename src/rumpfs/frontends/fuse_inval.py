@@ -76,14 +76,21 @@ class Invalidator:
     """One mount's pushed invalidation: watcher, notifier thread and barrier."""
 
     def __init__(self, channel: FuseChannel, to_ino: Callable[[int], int],
-                 counted: Callable[[int], int], held: Callable[[int], int]) -> None:
+                 counted: Callable[[int], int], held: Callable[[int], int],
+                 kernel_only: Callable[[int], bool], timeout: tuple[int, int]) -> None:
         """``to_ino``: handle -> FUSE node id; ``counted``: the kernel-wide
         lookup count of a handle (read under the kernel lock); ``held``: this
-        mount's own count (what the host was handed)."""
+        mount's own count (what the host was handed); ``kernel_only``: whether
+        only the kernel changes the nodes of an ``st_dev`` (not etfs);
+        ``timeout``: the cache timeout (s, ns)."""
         self.ch = channel
         self._to_ino = to_ino
         self._counted = counted
         self._held = held
+        self._dev_kernel_only = kernel_only
+        self._tmo = timeout
+        self._devs: dict[int, bool] = {}     # st_dev -> only the kernel changes its nodes
+        self._dir_gen: dict[int, int] = {}   # dir handle -> gen when its listing began
         self.readers: set[int] = set()        # thread idents of this mount's readers
         self.gen = 0                          # in-process changes so far
         self.changed_at: dict[int, int] = {}  # handle -> gen of its last in-process change
@@ -122,6 +129,40 @@ class Invalidator:
     def forget(self, handle: int) -> None:
         """The host dropped ``handle``: no reply can still carry it."""
         self.changed_at.pop(handle, None)
+
+    # -- replies (reader threads; also under the kernel lock, from readdir) -------------------
+
+    def timeouts(self, h: int, dev: int, g0: int) -> tuple[int, int, int, int]:
+        """(entry s, entry ns, attr s, attr ns) for a reply about handle ``h``
+        on device ``dev`` begun at change count ``g0``: attributes are not kept
+        when an in-process change touched ``h`` since (its notification may
+        have found the host without the node, and been dropped); nothing is
+        kept of an etfs node (its host file changes behind our back)."""
+        s, ns = self._tmo
+        ok = self._devs.get(dev)
+        if ok is None:
+            ok = self._devs[dev] = self._dev_kernel_only(dev)
+        if not ok:
+            return 0, 0, 0, 0
+        if self.changed_at.get(h, 0) > g0:
+            return s, ns, 0, 0
+        return s, ns, s, ns
+
+    def listing(self, dirh: int, dh: int, offset: int, g0: int, eof: bool) -> None:
+        """After a READDIR(PLUS) reply. The host fills its listing cache from
+        the replies and marks it whole at the end of the stream; a reply
+        computed before an in-process change may reach that cache after the
+        change's INVAL_INODE dropped its pages (nothing there yet to drop): if
+        the directory changed since the stream began, invalidate it once more
+        after the end, so the next listing never starts from a stale cache
+        (whatever the directory's mtime says). Never waits."""
+        if offset == 0:
+            self._dir_gen[dh] = g0
+        elif eof and self.changed_at.get(dirh, 0) > self._dir_gen.get(dh, -1):
+            self.push_inode(dirh, 0, TO_END)
+
+    def dir_closed(self, dh: int) -> None:
+        self._dir_gen.pop(dh, None)
 
     # -- watcher (under the kernel lock) -----------------------------------------------------
 

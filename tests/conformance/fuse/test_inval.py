@@ -259,3 +259,31 @@ def test_xattr_and_acl_changes_in_process_are_seen(served: Any) -> None:
     k.removexattr("/x", "user.k")
     with pytest.raises(OSError):
         os.getxattr(mp / "x", "user.k")
+
+
+def test_a_change_through_one_mount_reaches_another_of_the_same_kernel(served: Any) -> None:
+    """Each mount tells only its own requests' changes apart: what one mount
+    changes is pushed to the other's host caches like any in-process change."""
+    from rumpfs.frontends.fuse import FuseServer
+
+    k, mp, _ = served
+    mp2 = make_mountpoint()
+    other = FuseServer(k.node_handles(), mp2, allow_other=ROOT)
+    try:
+        other.start()
+        k.path("/both").write_bytes(b"12345")
+        assert os.stat(mp / "both").st_size == 5
+        assert read_all(mp / "both") == b"12345"
+        assert "both" in os.listdir(mp)
+        with open(Path(mp2) / "both", "r+b", buffering=0) as f:
+            f.write(b"ab")
+            f.truncate(3)
+        assert os.stat(mp / "both").st_size == 3
+        assert read_all(mp / "both") == b"ab3"
+        os.rename(Path(mp2) / "both", Path(mp2) / "moved")
+        assert sorted(os.listdir(mp)) == ["moved"]
+        with pytest.raises(FileNotFoundError):
+            os.stat(mp / "both")
+    finally:
+        other.stop()
+        remove_mountpoint(mp2)

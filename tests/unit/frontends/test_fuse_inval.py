@@ -46,7 +46,8 @@ def setup(k: Kernel) -> Iterator[tuple[Kernel, Any, Invalidator, FakeChannel, di
     h = k.node_handles()
     ch = FakeChannel()
     held: dict[int, int] = {}
-    inv = Invalidator(ch, lambda x: x, h.lookup_count, lambda x: held.get(x, 0))  # type: ignore[arg-type]
+    inv = Invalidator(ch, lambda x: x, h.lookup_count, lambda x: held.get(x, 0),  # type: ignore[arg-type]
+                      h.dev_kernel_only, (60, 0))
     inv.start()
     unsubscribe = h.subscribe(inv, inv)
     try:
@@ -95,7 +96,8 @@ def test_own_readers_changes_are_not_echoed(setup: Any) -> None:
 
 
 def test_pending_ranges_merge(k: Kernel) -> None:
-    inv = Invalidator(FakeChannel(), lambda x: x, lambda x: 1, lambda x: 1)  # type: ignore[arg-type]
+    inv = Invalidator(FakeChannel(), lambda x: x, lambda x: 1, lambda x: 1,  # type: ignore[arg-type]
+                      lambda dev: True, (60, 0))
     inv.push_inode(7, -1, 0)                   # attributes only
     inv.push_inode(7, 4096, 8192)              # then a range: the range
     inv.push_inode(7, 100, 200)
