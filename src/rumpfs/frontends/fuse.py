@@ -65,6 +65,7 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import stat
 import threading
 import time
@@ -76,6 +77,8 @@ from rumpfs.frontends.fuse_dev import FuseChannel
 from rumpfs.frontends.fuse_encode import PADS as _PADS
 from rumpfs.frontends.fuse_encode import attr_fields as _attr
 from rumpfs.frontends.fuse_encode import host_view, is_rumpblk, readdir_room
+from rumpfs.frontends.fuse_encode import name_at as _name
+from rumpfs.frontends.fuse_encode import sized_reply as _sized
 from rumpfs.frontends.fuse_inval import SERVING, Invalidator
 from rumpfs.frontends.fuse_passthrough import Passthrough
 from rumpfs.handles import UTIME_NOW, Caller, NodeHandles
@@ -101,13 +104,6 @@ _ATTR = fp.ATTR_OUT
 _ACL_NAMES = (b"system.posix_acl_access", b"system.posix_acl_default")
 
 Handler = Callable[[int, int, int, int, memoryview], "list[bytes] | None"]
-
-
-def _name(body: memoryview) -> bytes:
-    """A NUL-terminated name at the start of ``body``."""
-    raw = bytes(body)
-    end = raw.find(b"\0")
-    return raw if end < 0 else raw[:end]
 
 
 class RumpOperations:
@@ -600,15 +596,6 @@ class RumpOperations:
 
     # -- extended attributes (the kernel's xattr calls, ACLs included) ----------------
 
-    @staticmethod
-    def _sized(data: bytes, size: int) -> list[bytes]:
-        """getxattr/listxattr's reply: the length when asked with size 0."""
-        if size == 0:
-            return [fp.GETXATTR_OUT.pack(len(data), 0)]
-        if len(data) > size:
-            raise OSError(errno.ERANGE, "xattr buffer too small")
-        return [data]
-
     def getxattr(self, nodeid: int, uid: int, gid: int, pid: int,
                  body: memoryview) -> list[bytes]:
         size = fp.GETXATTR_IN.unpack_from(body)[0]
@@ -622,13 +609,13 @@ class RumpOperations:
             if exc.errno == errno.EOPNOTSUPP and self.posix_acl and name in _ACL_NAMES:
                 raise OSError(errno.ENODATA, "no ACL") from None
             raise
-        return self._sized(value, size)
+        return _sized(value, size)
 
     def listxattr(self, nodeid: int, uid: int, gid: int, pid: int,
                   body: memoryview) -> list[bytes]:
         size = fp.GETXATTR_IN.unpack_from(body)[0]
         names = self.h.listxattr(self._proc(uid, gid, pid), self._handle(nodeid))
-        return self._sized(b"".join(os.fsencode(n) + b"\0" for n in names), size)
+        return _sized(b"".join(os.fsencode(n) + b"\0" for n in names), size)
 
     def setxattr(self, nodeid: int, uid: int, gid: int, pid: int,
                  body: memoryview) -> list[bytes]:
@@ -761,7 +748,10 @@ class FuseServer:
         self.debug = debug
         self.nthreads = max(1, threads)
         self._threads: list[threading.Thread] = []
-        self._done = threading.Event()       # the loop ended or a stop was asked for
+        # "Loop ended or stop asked" is a byte in a pipe, not an Event: a signal
+        # handler's Event.set() waits for a lock the interrupted thread may hold
+        # (a SIGTERM inside stop()'s own set() hung the CLI). wait() selects.
+        self._done_r, self._done_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._ended = threading.Event()      # every reader has returned
         self._live = 0
         self._live_mu = threading.Lock()
@@ -817,7 +807,7 @@ class FuseServer:
             self.channel.wake()          # one reader ending ends them all
             if last:
                 self._ended.set()
-                self._done.set()
+                self._mark_done()
 
     def _wait_mounted(self) -> None:
         # Wait for INIT without touching the mount point (a stat racing with
@@ -841,18 +831,31 @@ class FuseServer:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the loop ends or a stop is requested; True if so."""
-        return self._done.wait(timeout)
+        ready, _, _ = select.select([self._done_r], [], [], timeout)
+        return bool(ready)
 
     def request_stop(self) -> None:
-        """Ask serving to end (from any thread, also from a signal handler)."""
-        self._done.set()
+        """Ask serving to end (from any thread, also from a signal handler:
+        it only writes a byte to a pipe)."""
+        self._mark_done()
+
+    def _mark_done(self) -> None:
+        try:
+            os.write(self._done_w, b"x")
+        except BlockingIOError:
+            pass                    # the pipe is full: marked long ago
+
+    def __del__(self) -> None:
+        for fd in (getattr(self, "_done_r", -1), getattr(self, "_done_w", -1)):
+            if fd >= 0:
+                os.close(fd)
 
     def stop(self) -> None:
         """Unmount our own mount, end the readers and give back what the host held."""
         if self._closed:
             return
         self._closed = True
-        self._done.set()
+        self._mark_done()
         ch = self.channel
         try:
             # No more notifications (and no caller left waiting for one) before

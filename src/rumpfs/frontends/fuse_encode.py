@@ -1,19 +1,23 @@
-"""How the FUSE frontend shows a node to the host: attributes and directory records.
+"""How the FUSE frontend shows a node to the host: attributes, directory
+records, and the small decoding and encoding helpers its handlers share.
 
-Allowed imports: the standard library and ``rumpfs.dev.rumpblk`` (its major
-number). Pure functions and constants: no I/O, no state. The frontend's hot
-paths (LOOKUP, GETATTR, each READDIRPLUS entry) call :func:`attr_fields`, so
-it is written for speed (no helper calls for the common case).
+Allowed imports: the standard library, ``rumpfs.frontends.fuse_proto`` and
+``rumpfs.dev.rumpblk`` (its major number). Pure functions and constants: no
+I/O, no state. The frontend's hot paths (LOOKUP, GETATTR, each READDIRPLUS
+entry) call :func:`attr_fields`, so it is written for speed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 from rumpfs.dev.rumpblk import RUMPBLK_DEVMAJOR
+from rumpfs.frontends.fuse_proto import GETXATTR_OUT
 
-__all__ = ["PADS", "READDIR_SLACK", "attr_fields", "host_view", "is_rumpblk", "readdir_room"]
+__all__ = ["PADS", "READDIR_SLACK", "attr_fields", "host_view", "is_rumpblk", "name_at",
+           "readdir_room", "sized_reply"]
 
 # Linux 6.18 sizes its READDIR buffer from the caller's getdents count (32 KiB
 # for glibc) and says so in the request, yet refuses (EINVAL) a reply that
@@ -65,3 +69,19 @@ def attr_fields(st: os.stat_result, ino: int) -> tuple[int, ...]:
     return (ino, st.st_size, st.st_blocks, a_s, m_s, c_s, a_ns, m_ns, c_ns, mode,
             st.st_nlink, st.st_uid, st.st_gid, rdev & 0xFFFFFFFF,
             st.st_blksize or 4096, 0)
+
+
+def name_at(body: memoryview) -> bytes:
+    """A NUL-terminated name at the start of ``body``."""
+    raw = bytes(body)
+    end = raw.find(b"\0")
+    return raw if end < 0 else raw[:end]
+
+
+def sized_reply(data: bytes, size: int) -> list[bytes]:
+    """getxattr/listxattr's reply: the length when asked with size 0."""
+    if size == 0:
+        return [GETXATTR_OUT.pack(len(data), 0)]
+    if len(data) > size:
+        raise OSError(errno.ERANGE, "xattr buffer too small")
+    return [data]
