@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROUNDS = 1500
 
 READER = textwrap.dedent("""
@@ -153,8 +155,13 @@ def hammer(k: Any, mp: Path, rounds: int) -> list[str]:
     return stale
 
 
-def test_host_never_sees_stale_state(fuse_kernel: Any, fuse_server: Any) -> None:
+@pytest.mark.parametrize("pages", [False, True], ids=["as-served", "page-cache"])
+def test_host_never_sees_stale_state(fuse_kernel: Any, fuse_server: Any, pages: bool) -> None:
+    """``page-cache``: no FUSE passthrough even as root, so the host reads through
+    its own (kept) page cache, which only the notifications keep right."""
     assert fuse_server.ops.inval is not None        # caching, with pushed invalidation
+    if pages:
+        fuse_server.ops.passthrough = False
     stale = hammer(fuse_kernel, Path(fuse_server.mountpoint), ROUNDS)
     assert not stale, f"{len(stale)} stale observations, e.g. {stale[:5]}"
 

@@ -48,8 +48,11 @@ class Counting:
         return counted
 
 
-@pytest.fixture
-def served(fuse_kernel: Any) -> Iterator[tuple[Any, Path, Counting]]:
+@pytest.fixture(params=[False, True], ids=["as-served", "page-cache"])
+def served(fuse_kernel: Any,
+           request: pytest.FixtureRequest) -> Iterator[tuple[Any, Path, Counting]]:
+    """``page-cache``: no FUSE passthrough even as root, so file data goes
+    through the host's own page cache (kept across opens)."""
     from rumpfs.frontends.fuse import FuseServer
 
     counting = Counting(fuse_kernel.node_handles())
@@ -58,6 +61,8 @@ def served(fuse_kernel: Any) -> Iterator[tuple[Any, Path, Counting]]:
     try:
         server.start()
         assert server.ops.inval is not None     # serve()'s mode: caching + notifications
+        if request.param:
+            server.ops.passthrough = False
         yield fuse_kernel, Path(mp), counting
     finally:
         server.stop()
