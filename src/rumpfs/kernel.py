@@ -606,16 +606,24 @@ class _WaitingLock:
     before it is delivered -- so an in-process call returns only once the
     host has dropped what the call made stale. Never waits under the lock."""
 
-    __slots__ = ("_release", "acquire", "barriers")
+    __slots__ = ("_one", "_release", "acquire", "barriers")
 
     def __init__(self, lock: threading.Lock, barriers: tuple[Barrier, ...]) -> None:
         self.acquire = lock.acquire
         self._release = lock.release
         self.barriers = barriers
+        self._one = barriers[0] if len(barriers) == 1 else None   # the common case
 
     def release(self) -> None:
+        b = self._one
+        if b is not None:
+            t = b.queued                        # still under the lock: this call's share
+            self._release()
+            if b.done < t:
+                b.wait(t)
+            return
         bs = self.barriers
-        tickets = [b.queued for b in bs]        # still under the lock: this call's share
+        tickets = [b.queued for b in bs]
         self._release()
         for b, t in zip(bs, tickets, strict=True):
             if b.done < t:

@@ -167,13 +167,15 @@ class Invalidator:
     # -- watcher (under the kernel lock) -----------------------------------------------------
 
     def _note(self, vp: Vnode) -> int:
-        """Record an in-process change of ``vp``; its handle if the host may hold it."""
+        """Record an in-process change of ``vp``; its handle if the host may hold it.
+        A node without a lookup count needs nothing: no reply handing it out
+        is outstanding (replies count it under the lock that computes them)."""
         h = vp.handle
-        if not h or threading.get_ident() in self.readers:
+        if not h or self._counted(h) <= 0 or threading.get_ident() in self.readers:
             return 0
         self.gen += 1
         self.changed_at[h] = self.gen
-        return h if self._counted(h) > 0 else 0
+        return h
 
     def changed(self, vp: Vnode) -> None:
         h = self._note(vp)

@@ -268,7 +268,10 @@ def test_xattr_and_acl_changes_in_process_are_seen(served: Any) -> None:
 
 def test_a_change_through_one_mount_reaches_another_of_the_same_kernel(served: Any) -> None:
     """Each mount tells only its own requests' changes apart: what one mount
-    changes is pushed to the other's host caches like any in-process change."""
+    changes is pushed to the other's host caches like any in-process change --
+    but without a wait (a request handler never waits for notifications), so
+    the host program syncs with an in-process call, whose return waits for
+    every notification queued before it."""
     from rumpfs.frontends.fuse import FuseServer
 
     k, mp, _ = served
@@ -283,9 +286,11 @@ def test_a_change_through_one_mount_reaches_another_of_the_same_kernel(served: A
         with open(Path(mp2) / "both", "r+b", buffering=0) as f:
             f.write(b"ab")
             f.truncate(3)
+        k.stat("/")                             # delivered once this returns
         assert os.stat(mp / "both").st_size == 3
         assert read_all(mp / "both") == b"ab3"
         os.rename(Path(mp2) / "both", Path(mp2) / "moved")
+        k.stat("/")
         assert sorted(os.listdir(mp)) == ["moved"]
         with pytest.raises(FileNotFoundError):
             os.stat(mp / "both")
