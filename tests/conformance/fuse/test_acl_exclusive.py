@@ -22,11 +22,7 @@ import pytest
 
 from tests.conformance.fuse.conftest import ROOT
 
-pytestmark = [
-    pytest.mark.skipif(not ROOT, reason="needs root to set up and drop to other users"),
-    pytest.mark.skipif(shutil.which("setfacl") is None or shutil.which("getfacl") is None,
-                       reason="setfacl/getfacl (Debian: acl) not installed"),
-]
+pytestmark = pytest.mark.skipif(not ROOT, reason="needs root to set up and drop to other users")
 
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
 
@@ -57,6 +53,13 @@ CHILD = textwrap.dedent("""
     attempt("access rw f-user", os.access, p("f-user"), os.R_OK | os.W_OK)
     print(json.dumps(out, sort_keys=True))
 """)
+
+
+@pytest.fixture(autouse=True)
+def acl_tools() -> None:
+    for tool in ("setfacl", "getfacl"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (scripts/bootstrap installs it)")
 
 
 def facl(root: Path, *args: str) -> None:

@@ -38,7 +38,7 @@ def outcomes(root: Path) -> str:
     os.chmod(f, 0o640)
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("setpriv (util-linux) not installed")
+        pytest.fail("setpriv (util-linux) is not installed (scripts/bootstrap installs it)")
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
     res = subprocess.run([setpriv, "--reuid", "1000", "--regid", "1000", "--clear-groups",
                           "--inh-caps", "+setgid", "--ambient-caps", "+setgid",
