@@ -9,12 +9,13 @@ is enough for "no host program sees stale state after the in-process call
 returned" is argued in docs/frontends.md ("Caching and coherence").
 
 Watcher side (under the kernel lock, in the thread that made the change)
+    Only nodes with a lookup count matter (the host can hold no other, and
+    no reply handing one out is outstanding: replies count under the lock).
     A change made by one of this mount's own reader threads is the host's
     own request: the host updates its caches for it, nothing is queued.
     Any other change bumps ``gen`` and records it for the node
     (``changed_at``: replies compare it with the ``gen`` they started at and
-    give timeout 0 when the node changed meanwhile) and, if the host may
-    hold the node (its handle has a lookup count), queues
+    give timeout 0 when the node changed meanwhile) and queues
     ``NOTIFY_INVAL_INODE`` (attributes; a byte range for data; every page
     of a directory, which holds its cached listing) and for an entry
     ``NOTIFY_INVAL_ENTRY (parent, name)``. Queued work for one node merges.
