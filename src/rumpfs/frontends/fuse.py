@@ -71,10 +71,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from rumpfs.frontends import fuse_encode as fe
 from rumpfs.frontends import fuse_proto as fp
 from rumpfs.frontends.fuse_creds import GroupCache, read_groups
 from rumpfs.frontends.fuse_dev import FuseChannel
-from rumpfs.frontends.fuse_encode import PADS as _PADS
 from rumpfs.frontends.fuse_encode import attr_fields as _attr
 from rumpfs.frontends.fuse_encode import host_view, is_rumpblk, readdir_room
 from rumpfs.frontends.fuse_encode import name_at as _name
@@ -503,20 +503,19 @@ class RumpOperations:
         out: list[bytes] = []
         room = readdir_room(size)
         root, root_handle = self._root, fp.ROOT_ID
-        pack = fp.DIRENT.pack
-        pads = _PADS
+        structs = fe.DIRENTS
 
         def reply(name: bytes, handle: int, ifmt: int, rdev: int, next_off: int) -> bool:
             nonlocal room
             n = len(name)
-            need = (24 + n + 7) & ~7
-            if need > room:
+            rec = structs[n] if n < 256 else fe.dirent_struct(n)
+            room -= rec.size
+            if room < 0:
                 return False
-            room -= need
             ino = root_handle if handle == root else (root if handle == root_handle else handle)
             if rdev and is_rumpblk(rdev):
                 ifmt = stat.S_IFREG                # see host_view
-            out.append(pack(ino, next_off, n, ifmt >> 12) + name + pads[need - 24 - n])
+            out.append(rec.pack(ino, next_off, n, ifmt >> 12, name))
             return True
 
         self.h.readdir_names(fh, offset, reply)
@@ -537,18 +536,15 @@ class RumpOperations:
         mu = self._mu
         ino_of = self._ino
         tmo_s, tmo_ns = self._tmo
-        entry_pack = _ENTRY.pack
-        pack = fp.DIRENT.pack
-        pads = _PADS
-        plus_size = _ENTRY.size + 24
+        structs = fe.DIRENTS_PLUS
 
         def reply(name: bytes, handle: int, st: os.stat_result, next_off: int) -> bool:
             nonlocal room
             n = len(name)
-            need = (plus_size + n + 7) & ~7
-            if need > room:
+            rec = structs[n] if n < 256 else fe.dirent_struct(n, True)
+            room -= rec.size
+            if room < 0:
                 return False
-            room -= need
             ino = ino_of(handle)
             attr = _attr(st, ino)
             if name != b"." and name != b"..":   # the host counts all but these
@@ -558,11 +554,12 @@ class RumpOperations:
                     with mu:
                         lookups[handle] = lookups.get(handle, 0) + 1
             if timeouts is None:
-                out.append(entry_pack(ino, 0, tmo_s, tmo_s, tmo_ns, tmo_ns, *attr))
+                out.append(rec.pack(ino, 0, tmo_s, tmo_s, tmo_ns, tmo_ns, *attr,
+                                    ino, next_off, n, attr[9] >> 12, name))
             else:
                 es, ens, a_s, ans = timeouts(handle, st.st_dev, g0)
-                out.append(entry_pack(ino, 0, es, a_s, ens, ans, *attr))
-            out.append(pack(ino, next_off, n, attr[9] >> 12) + name + pads[need - plus_size - n])
+                out.append(rec.pack(ino, 0, es, a_s, ens, ans, *attr,
+                                    ino, next_off, n, attr[9] >> 12, name))
             return True
 
         counted: list[int] = []

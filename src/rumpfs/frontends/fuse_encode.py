@@ -12,12 +12,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 
 from rumpfs.dev.rumpblk import RUMPBLK_DEVMAJOR
-from rumpfs.frontends.fuse_proto import GETXATTR_OUT
+from rumpfs.frontends.fuse_proto import DIRENT, ENTRY_OUT, GETXATTR_OUT
 
-__all__ = ["PADS", "READDIR_SLACK", "attr_fields", "host_view", "is_rumpblk", "name_at",
-           "readdir_room", "sized_reply"]
+__all__ = ["DIRENTS", "DIRENTS_PLUS", "PADS", "READDIR_SLACK", "attr_fields", "dirent_struct",
+           "host_view", "is_rumpblk", "name_at", "readdir_room", "sized_reply"]
 
 # Linux 6.18 sizes its READDIR buffer from the caller's getdents count (32 KiB
 # for glibc) and says so in the request, yet refuses (EINVAL) a reply that
@@ -26,6 +27,23 @@ __all__ = ["PADS", "READDIR_SLACK", "attr_fields", "host_view", "is_rumpblk", "n
 # is always taken. Older kernels ask for one page and take it.
 READDIR_SLACK = 8
 PADS = [b"\0" * i for i in range(8)]      # a record's padding to 8 bytes
+
+
+def dirent_struct(namelen: int, plus: bool = False) -> struct.Struct:
+    """One READDIR record (``fuse_dirent``: ino off namelen type, then the
+    name) -- with ``plus``, READDIRPLUS's (``fuse_entry_out`` first) -- for a
+    name of ``namelen`` bytes, as one struct: its ``s`` field pads the name with
+    NULs to the record's 8-byte alignment, so a record is one ``pack`` call
+    (no concatenation, no padding table)."""
+    head = ENTRY_OUT.format.lstrip("<") if plus else ""
+    pad = ((DIRENT.size + namelen + 7) & ~7) - DIRENT.size
+    return struct.Struct(f"<{head}{DIRENT.format.lstrip('<')}{pad}s")
+
+
+# Precompiled for every name Linux sends (NAME_MAX 255); the handlers take
+# longer names (a kernel file system may allow them) from dirent_struct().
+DIRENTS = [dirent_struct(n) for n in range(256)]
+DIRENTS_PLUS = [dirent_struct(n, True) for n in range(256)]
 
 _IFMT = 0o170000
 _BLK_OR_CHR = (stat.S_IFBLK, stat.S_IFCHR)
