@@ -503,19 +503,20 @@ class RumpOperations:
         out: list[bytes] = []
         room = readdir_room(size)
         root, root_handle = self._root, fp.ROOT_ID
-        structs = fe.DIRENTS
+        packs, sizes, add = fe.DIRENT_PACKS, fe.DIRENT_SIZES, out.append
 
         def reply(name: bytes, handle: int, ifmt: int, rdev: int, next_off: int) -> bool:
             nonlocal room
             n = len(name)
-            rec = structs[n] if n < 256 else fe.dirent_struct(n)
-            room -= rec.size
+            room -= sizes[n] if n < 256 else fe.dirent_struct(n).size
             if room < 0:
                 return False
-            ino = root_handle if handle == root else (root if handle == root_handle else handle)
+            if handle == root or handle == root_handle:  # noqa: SIM109 (no tuple per call)
+                handle = root_handle if handle == root else root
             if rdev and is_rumpblk(rdev):
                 ifmt = stat.S_IFREG                # see host_view
-            out.append(rec.pack(ino, next_off, n, ifmt >> 12, name))
+            add((packs[n] if n < 256 else fe.dirent_struct(n).pack)(handle, next_off, n,
+                                                                     ifmt >> 12, name))
             return True
 
         self.h.readdir_names(fh, offset, reply)

@@ -17,8 +17,9 @@ import struct
 from rumpfs.dev.rumpblk import RUMPBLK_DEVMAJOR
 from rumpfs.frontends.fuse_proto import DIRENT, ENTRY_OUT, GETXATTR_OUT
 
-__all__ = ["DIRENTS", "DIRENTS_PLUS", "PADS", "READDIR_SLACK", "attr_fields", "dirent_struct",
-           "host_view", "is_rumpblk", "name_at", "readdir_room", "sized_reply"]
+__all__ = ["DIRENTS", "DIRENTS_PLUS", "DIRENT_PACKS", "DIRENT_SIZES", "PADS", "READDIR_SLACK",
+           "attr_fields", "dirent_struct", "host_view", "is_rumpblk", "name_at", "readdir_room",
+           "sized_reply"]
 
 # Linux 6.18 sizes its READDIR buffer from the caller's getdents count (32 KiB
 # for glibc) and says so in the request, yet refuses (EINVAL) a reply that
@@ -44,6 +45,8 @@ def dirent_struct(namelen: int, plus: bool = False) -> struct.Struct:
 # longer names (a kernel file system may allow them) from dirent_struct().
 DIRENTS = [dirent_struct(n) for n in range(256)]
 DIRENTS_PLUS = [dirent_struct(n, True) for n in range(256)]
+DIRENT_PACKS = [s.pack for s in DIRENTS]        # READDIR's hot loop: no attribute reads
+DIRENT_SIZES = [s.size for s in DIRENTS]
 
 _IFMT = 0o170000
 _BLK_OR_CHR = (stat.S_IFBLK, stat.S_IFCHR)
