@@ -113,8 +113,9 @@ class PosixHost:
     @_errno_only
     def memfd_create(self, name: str) -> int:
         fd = os.memfd_create(name, os.MFD_CLOEXEC)
-        try:        # the kernel's own reads leave atime to the host's (passthrough)
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NOATIME)
+        try:        # the kernel's own reads leave atime to the host's (passthrough);
+            # a new memfd has no other status flag F_SETFL sets: no F_GETFL first
+            fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NOATIME)
         except OSError:
             pass
         return fd
