@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 
 from rumpfs.errors import errno, raise_errno
 from rumpfs.fs.rumpfs import memfd_data
-from rumpfs.fs.rumpfs.node import RumpDir, RumpLink, RumpNode, RumpReg, rumpfs_data
+from rumpfs.fs.rumpfs.node import RumpDir, RumpLink, RumpNode, RumpReg, own_data, rumpfs_data
 from rumpfs.fs.rumpfs.rename import exchange, rename
 from rumpfs.kern.clock import Clock
 from rumpfs.kern.cred import Cred, may_access
@@ -221,7 +221,7 @@ class RumpfsOps(GenfsOps):
                 raise_errno(errno.EISDIR)
             if node.type is not VREG:
                 raise_errno(errno.EINVAL)
-            data = cast(RumpReg, node).data
+            data = own_data(cast(RumpReg, node)) if va.size else cast(RumpReg, node).data
             # tmpfs (shmem_truncate_range) stamps mtime and ctime whenever the
             # file has pages, even when the size stays: truncate(2) to the
             # same size on a file with data changes its times.
@@ -269,7 +269,7 @@ class RumpfsOps(GenfsOps):
         if not isinstance(vp, RumpReg):     # a rumpfs VREG vnode is a RumpReg
             raise_errno(errno.EISDIR if vp.type is VDIR else errno.EINVAL)
         node = vp
-        sparse = node.data
+        sparse = own_data(node)
         if append:
             offset = sparse.size
         n = len(data)
@@ -284,7 +284,7 @@ class RumpfsOps(GenfsOps):
         node: RumpNode = vp  # type: ignore[assignment]
         if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE) or node.type is not VREG:
             raise_errno(errno.EOPNOTSUPP)
-        sparse = cast(RumpReg, node).data
+        sparse = own_data(cast(RumpReg, node))
         if mode & FALLOC_FL_PUNCH_HOLE:
             sparse.punch(offset, length)
         else:
