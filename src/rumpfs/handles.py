@@ -550,10 +550,11 @@ class NodeHandles:
         self.readdir_plus(dh, start, raw, count=plus)
 
     def readdir_plus(self, dh: int, start: int, reply: PlusReplyFn,
-                     count: bool = True) -> None:
+                     count: bool = True, stop: Callable[[int], bool] | None = None) -> None:
         """:meth:`readdir` for a frontend that packs attributes itself:
         ``reply(name, handle, attr, next_off)`` with the file system's own
-        attributes (st_ino is its inode number, not the handle)."""
+        attributes (st_ino is its inode number, not the handle). ``stop(handle)``
+        true ends the batch before that entry (and before reading its attributes)."""
         with self._lock:
             fp = self._server.fds.get(dh)
             dvp = fp.vp
@@ -573,6 +574,8 @@ class NodeHandles:
                 while vp.mountedhere is not None:
                     vp = vp.mountedhere.root
                 h = vp.handle or handle_of(vp)
+                if stop is not None and stop(h):
+                    return
                 if not reply(name.encode(_FSENC, _FSERR), h, vp.ops.vop_getattr(vp), cookie + 2):
                     return
                 if count:       # _remember's count, without its getattr

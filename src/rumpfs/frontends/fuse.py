@@ -563,9 +563,16 @@ class RumpOperations:
                                     ino, next_off, n, attr[9] >> 12, name))
             return True
 
+        # The batch ends before an entry the host holds (it has its inode and,
+        # exclusive, its attributes): the rest comes as plain READDIRs, as
+        # READDIRPLUS_AUTO asks after a batch without lookups. Not before the
+        # first record: an empty reply ends the listing.
+        def known(handle: int) -> bool:
+            return bool(out) and handle in lookups
+
         counted: list[int] = []
         try:
-            self.h.readdir_plus(fh, offset, reply)
+            self.h.readdir_plus(fh, offset, reply, stop=known)
         finally:        # what NodeHandles counted, under one lock for the batch
             with mu:
                 for handle in counted:

@@ -67,14 +67,14 @@ class CountingHandles:
         self.inner.readdir(dh, start, counting, plus=plus)
 
     def readdir_plus(self, dh: int, start: int, reply: Callable[..., bool],
-                     count: bool = True) -> None:
+                     count: bool = True, stop: Callable[[int], bool] | None = None) -> None:
         def counting(name: bytes, handle: int, st: Any, off: int) -> bool:
             ok = reply(name, handle, st, off)
             if ok and count and name not in (b".", b".."):
                 self.net[handle] += 1
             return ok
 
-        self.inner.readdir_plus(dh, start, counting, count=count)
+        self.inner.readdir_plus(dh, start, counting, count=count, stop=stop)
 
 
 @pytest.fixture
