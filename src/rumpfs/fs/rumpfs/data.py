@@ -85,13 +85,16 @@ def _bits(first: int, last: int) -> int:
 class SparseData:
     """The bytes of one regular file."""
 
-    __slots__ = ("chunks", "pages", "size", "space")
+    __slots__ = ("chunks", "pages", "shared", "size", "space")
 
-    def __init__(self, space: Space | None = None) -> None:
+    def __init__(self, space: Space | None = None, shared: bool = False) -> None:
         self.chunks: dict[int, Chunk] = {}
         self.size = 0
         self.pages = 0
         self.space = space if space is not None else Space()
+        # a mount's empty store, which its files share until their first change
+        # (node.own_data): nothing may write, truncate or fallocate into it
+        self.shared = shared
 
     def _charge(self, n: int) -> None:
         self.pages += n

@@ -60,7 +60,7 @@ class RumpfsData:
         self.vnops = vnops
         self.next_ino = next_ino
         self.space = space if space is not None else Space()
-        self.empty = SparseData(self.space)
+        self.empty = SparseData(self.space, shared=True)
         self.inodes = 1                         # the root
         self.inode_limit = inode_limit
 
@@ -159,9 +159,8 @@ def own_data(node: RumpReg) -> SparseData | MemfdData:
     goes through here; reads, stat and SEEK_DATA read the shared one as it is
     (size 0, no pages)."""
     data = node.data
-    md = node.mount.data
-    if isinstance(md, RumpfsData) and data is md.empty:
-        data = node.data = SparseData(md.space)
+    if isinstance(data, SparseData) and data.shared:    # no Mount attribute read:
+        data = node.data = SparseData(data.space)       # the write path's cost
     return data
 
 
