@@ -116,3 +116,32 @@ def test_truncate_down_then_up_reads_zeros() -> None:
     d.truncate(10_000)
     assert d.read(10_000, 0) == b"x" * 100 + bytes(9_900)
     assert d.pages == 1
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "view", "view-of-ints"])
+def test_writes_into_held_bytes_across_and_past_their_end(kind: str) -> None:
+    # In place (within what a chunk holds), overlapping its end, appending,
+    # and past a gap: every buffer type a write may bring, including a view
+    # of another format (stored byte for byte, as the slow path does).
+    import array
+
+    def as_kind(b: bytes) -> bytes | memoryview:
+        if kind == "bytes":
+            return b
+        if kind == "bytearray":
+            return memoryview(bytearray(b))
+        if kind == "view":
+            return memoryview(b)
+        return memoryview(array.array("b", b))     # format "b": the fallback
+
+    d = SparseData()
+    model = bytearray()
+    rng = random.Random(7)
+    for off, n in [(0, 5000), (100, 200), (4000, 3000), (7000, 10), (9000, 50),
+                   (CHUNK - 10, 20), (CHUNK + 5, 1), (50, 8950)]:
+        data = rng.randbytes(n)
+        d.write(as_kind(data), off)
+        if len(model) < off + n:
+            model.extend(bytes(off + n - len(model)))
+        model[off:off + n] = data
+    assert d.read(len(model) + 10, 0) == bytes(model)

@@ -82,6 +82,15 @@ def _bits(first: int, last: int) -> int:
     return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
 
 
+def _store(buf: bytearray, at: int, piece: bytes | memoryview) -> None:
+    """``buf[at:at + len(piece)] = piece`` in place, without the temporary copy
+    that bytearray slice assignment makes of a value that is not a bytearray."""
+    try:
+        memoryview(buf)[at:at + len(piece)] = piece
+    except (ValueError, TypeError):                # a view of another format
+        buf[at:at + len(piece)] = piece
+
+
 class SparseData:
     """The bytes of one regular file."""
 
@@ -204,9 +213,23 @@ class SparseData:
             buf[0:0] = bytes(c.start - start)
             c.start = start
         rel = co - c.start
-        if rel > len(buf):                        # zero-fill a gap (holes, not pages)
-            buf.extend(bytes(rel - len(buf)))
-        buf[rel:rel + n] = piece
+        have = len(buf)
+        # Not ``buf[rel:rel + n] = piece``: a bytearray's slice assignment from
+        # anything but a bytearray copies the value into a temporary bytearray
+        # first (CPython's bytearray_ass_subscript): a malloc and a second copy
+        # per write. A memoryview's slice assignment and ``+=`` read the
+        # value's buffer directly. (A memoryview of ``buf`` must be gone before
+        # ``+=`` resizes it: each is a temporary of its own statement.)
+        if rel + n <= have:                       # within what the chunk holds
+            _store(buf, rel, piece)
+        elif rel >= have:
+            if rel > have:                        # zero-fill a gap (holes, not pages)
+                buf += bytes(rel - have)
+            buf += piece
+        else:                                     # overlaps the end: part in, part on
+            mv = piece if isinstance(piece, memoryview) else memoryview(piece)
+            _store(buf, rel, mv[:have - rel])
+            buf += mv[have - rel:]
         old = c.mask
         if old | bits != old:
             c.mask = old | bits
