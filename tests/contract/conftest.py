@@ -81,10 +81,13 @@ def _host_env() -> Iterator[Env]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _kernel_env() -> Iterator[Env]:
+def _kernel_env(prepare: Callable[[Any], None] | None = None) -> Iterator[Env]:
+    """A fresh kernel; ``prepare(k)``, if given, adjusts it before the test."""
     import rumpfs  # lazily: the suite must collect before the kernel exists
 
     k = rumpfs.Kernel()
+    if prepare is not None:
+        prepare(k)
 
     def make_user(uid: int, gid: int, groups: tuple[int, ...], umask: int) -> Any:
         p = k.process(uid=uid, gid=gid, groups=groups)

@@ -13,32 +13,23 @@ from typing import Any
 
 import pytest
 
-from tests.contract.conftest import Env
+from tests.contract.conftest import Env, _kernel_env
 
 
-@pytest.fixture
-def env() -> Iterator[Env]:
-    import rumpfs
+def _open_into_memfd(k: Any) -> None:
+    """Every open of a rumpfs file also moves it to a memfd, as a passthrough open does."""
     from rumpfs.fs.rumpfs.node import rumpfs_data
 
-    k = rumpfs.Kernel()
     vnops = rumpfs_data(k.vfs.mounts[0]).vnops
     plain_open = vnops.vop_open
 
     def open_into_memfd(vp: Any, flags: int) -> None:
         plain_open(vp, flags)
-        vnops.vop_backing_fd(vp, True, True)    # what a passthrough open does
+        vnops.vop_backing_fd(vp, True, True)
 
-    vnops.vop_open = open_into_memfd  # type: ignore[method-assign]
+    vnops.vop_open = open_into_memfd
 
-    def make_user(uid: int, gid: int, groups: tuple[int, ...], umask: int) -> Any:
-        p = k.process(uid=uid, gid=gid, groups=groups)
-        p.umask(umask)
-        return p
 
-    try:
-        k.umask(0o022)
-        yield Env("kernel", k, make_user)
-    finally:
-        k.shutdown()
-
+@pytest.fixture
+def env() -> Iterator[Env]:
+    yield from _kernel_env(_open_into_memfd)
